@@ -1,0 +1,3 @@
+"""deepernets: train, evaluate and compare deep convolutional networks for image classification."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from deepernets.cli import main
+
+raise SystemExit(main())

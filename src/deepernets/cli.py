@@ -1,0 +1,285 @@
+"""The `deepernets` command: train, evaluate, lr-find, predict, models, data (and study, report, bench)."""
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from deepernets import models
+from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, RunConfig, load_yaml
+from deepernets.errors import UserError
+from deepernets.rundir import RunDir
+
+MODEL_OPTION_FLAGS = {"head": "head", "shortcut": "shortcut", "small_stem": "small_stem"}
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line and exit code 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def lr_value(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got '{text}'") from None
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Flags for every RunConfig setting; each defaults to None so only the given ones override."""
+    p.add_argument("--config", help="YAML file of settings (a run's config.yaml reproduces that run)")
+    p.add_argument("--model", help=f"one of: {', '.join(models.names())}")
+    p.add_argument("--head", choices=["compact", "classic"], help="VGG classifier: 512-512 or the study's 4096-4096")
+    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut: A zero-padding, B projection")
+    p.add_argument("--small-stem", action="store_true", default=None, help="ImageNet ResNet: 3×3 stem, no max-pool")
+    p.add_argument("--dataset", help="mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
+    p.add_argument("--data-dir", help="where datasets are looked for first (then $DEEPERNETS_DATA, then ./data)")
+    p.add_argument("--no-download", dest="download", action="store_false", default=None)
+    p.add_argument("--image-size", type=int, help="input size in pixels (default 32)")
+    p.add_argument("--subset", type=int, help="train on N images of a fixed shuffle of the training split")
+    p.add_argument("--test-subset", type=int, help="test on N images of a fixed shuffle of the test split")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
+    p.add_argument("--lr", type=lr_value, help="learning rate (peak for one-cycle), or 'auto' for the LR finder")
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", help=f"one of: {', '.join(SCHEDULES)}")
+    p.add_argument("--warmup-epochs", type=float, help="cosine: linear warmup length in epochs")
+    p.add_argument("--milestones", type=float, nargs="+", help="multistep: fractions of training (default 0.5 0.75)")
+    p.add_argument("--gamma", type=float, help="multistep and plateau: LR factor (default 0.1)")
+    p.add_argument("--patience", type=int, help="plateau: epochs without improvement before the LR drops")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (CUDA, then CPU), cpu or cuda[:N]")
+    p.add_argument("--precision", help=f"one of: {', '.join(PRECISIONS)}")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
+    p.add_argument("--name", help="run folder name (default: made from the settings)")
+    p.add_argument("--runs-dir", help="where run folders go (default runs)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    config = RunConfig.from_dict(values, args.config or "defaults")
+    changes = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(RunConfig)
+        if getattr(args, f.name, None) is not None and f.name != "model_options"
+    }
+    options = dict(config.model_options)
+    options.update({key: getattr(args, flag) for key, flag in MODEL_OPTION_FLAGS.items() if getattr(args, flag)})
+    if (
+        "model" in changes
+        and changes["model"] != config.model
+        and not any(getattr(args, f) for f in MODEL_OPTION_FLAGS.values())
+    ):
+        options = {}  # a config's model options belong to its model
+    return config.replace(**changes, model_options=options).validate()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from deepernets.train.fit import train
+
+    summary = train(config_from_args(args), resume=args.resume)
+    return 0 if summary.get("status") in ("finished", None) else 3
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from deepernets import evaluate, inference
+
+    loaded = inference.load_run(args.run_dir, args.device)
+    result, confusion = inference.evaluate_run(loaded)
+    classes, path = loaded.data["classes"], loaded.run.path
+    print(f"{path}: test accuracy {result.accuracy:.2f}% on {len(result.labels)} images (loss {result.loss:.4f})")
+    per_class = zip(classes, evaluate.per_class_accuracy(confusion), strict=True)
+    print("per-class accuracy: " + ", ".join(f"{c} {a:.1f}%" for c, a in per_class))
+    print("most confused: " + evaluate.format_pairs(evaluate.most_confused_pairs(confusion, classes, args.top)))
+    print(f"wrote {path / 'confusion.csv'}, {path / 'per_class.csv'}, {path / 'plots' / 'confusion.png'}")
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from deepernets.train import distributed
+    from deepernets.train.device import resolve_precision
+    from deepernets.train.fit import build_parts, find_lr
+
+    config = config_from_args(args)
+    world = distributed.World(device=distributed.resolve_device(config.device))
+    precision = resolve_precision(config.precision, world.device)
+    parts = build_parts(config, world, precision)
+    out = Path(args.out or Path(config.runs_dir) / f"lr-find-{config.model}-{Path(config.dataset).name}")
+    result = find_lr(
+        parts.model,
+        config,
+        parts.train_batches,
+        precision,
+        out,
+        print,
+        start=args.start_lr,
+        end=args.end_lr,
+        steps=args.steps,
+    )
+    print(
+        f"suggested LR {result['suggested_lr']:.3g}; wrote {out / 'lr_finder.csv'}, {out / 'plots' / 'lr_finder.png'}"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from deepernets import inference
+
+    loaded = inference.load_run(args.run_dir, args.device)
+    for path, top in zip(args.images, inference.predict(loaded, args.images, args.top), strict=True):
+        print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    print(f"{'model':<10} {'parameters':>12} {'GFLOPs/image':>13}  options")
+    for name in models.names(args.pattern):
+        params = models.count_parameters(models.build(name, 3, 10))
+        flops = models.flops_per_image(name, 3, 10, 32)
+        print(f"{name:<10} {params:>12,} {flops / 1e9:>13.3f}  {', '.join(models.options(name))}")
+    print("(3 input channels, 10 classes, 32×32 input; FLOPs count 2 per multiply-add)")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from deepernets.data import sources
+
+    print("looking in: " + ", ".join(str(r) for r in sources.roots(args.data_dir)))
+    for name in sources.LAYOUTS:
+        found = sources.find(name, args.data_dir)
+        if found is None:
+            print(f"{name:<14} not found")
+            continue
+        try:
+            (train_x, _, test_x, _, _), verified = sources.load_arrays(name, found)
+        except UserError as e:
+            print(f"{name:<14} {found.folder}  FAILED: {e}")
+            continue
+        check = {True: "MD5 ok", None: "no official MD5 known"}[verified]
+        print(f"{name:<14} {found.folder}  {len(train_x)} train / {len(test_x)} test, {check}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from deepernets import study
+
+    grid = study.load_grid(args.grid)
+    overrides = {
+        key: value
+        for key, value in {
+            "epochs": args.epochs,
+            "subset": args.subset,
+            "test_subset": args.test_subset,
+            "data_dir": args.data_dir,
+            "device": args.device,
+            "precision": args.precision,
+        }.items()
+        if value is not None
+    }
+    study_dir = Path(args.out or Path("runs") / grid.name)
+    shard = study.parse_shard(args.shard)
+    if args.dry_run:
+        return dry_run(grid, study_dir, overrides, args.seeds, shard)
+    study.run_study(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
+    print(f"next: deepernets report {study_dir}")
+    return 0
+
+
+def dry_run(grid, study_dir: Path, overrides: dict, seeds: int | None, shard: tuple[int, int]) -> int:  # noqa: ANN001
+    from deepernets import study
+    from deepernets.train import distributed
+    from deepernets.train.device import device_description, resolve_precision
+    from deepernets.train.fit import build_parts, measure_speed
+
+    def probe(config: RunConfig) -> study.Probe:
+        world = distributed.World(device=distributed.resolve_device(config.device))
+        precision = resolve_precision(config.precision, world.device)
+        parts = build_parts(config.replace(lr=0.01), world, precision)
+        speed = measure_speed(parts, config.replace(lr=0.01), precision)
+        return study.Probe(speed, len(parts.train_batches) * config.batch_size, parts.test_count)
+
+    planned = study.expand(grid, study_dir, overrides, seeds)[shard[0] :: shard[1]]
+    seconds = study.estimate(planned, grid, probe)
+    device = device_description(distributed.resolve_device(overrides.get("device", "auto")))
+    print(f"study {grid.name}: {len(planned)} runs into {study_dir} (estimates from a short probe on {device})")
+    for run, t in zip(planned, seconds, strict=True):
+        done = (RunDir(study_dir / run.name).read_summary() or {}).get("status", "")
+        c = run.config
+        print(f"  {run.name:<45} {c.epochs:>3} ep  lr {c.lr!s:<6} {c.schedule:<9} ~{study._duration(t):>8}  {done}")
+    print(f"total ~{study._duration(sum(seconds))} on this device")
+    return 0
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="deepernets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("train", help="train one model on one dataset")
+    add_run_options(p)
+    p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--top", type=int, default=5, help="how many most-confused pairs to show")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("lr-find", help="LR range test: suggest a learning rate")
+    add_run_options(p)
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--out", help="folder for lr_finder.csv and the plot (default runs/lr-find-MODEL-DATASET)")
+    p.set_defaults(handler=cmd_lr_find)
+
+    p = sub.add_parser("predict", help="top-3 classes of image files with a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("study", help="run a grid of runs (a preset or a grid YAML file), restartably")
+    p.add_argument("grid", help="a preset (seed, seed-quick, main) or a grid YAML file")
+    p.add_argument("--seeds", type=int, help="run every cell N times (seeds 0..N-1)")
+    p.add_argument("--epochs", type=int, help="override the grid's epochs (quick versions)")
+    p.add_argument("--subset", type=int, help="train on N images of each training split")
+    p.add_argument("--test-subset", type=int, help="test on N images of each test split")
+    p.add_argument("--shard", default="0/1", help="i/n: run every n-th run starting at i (split across workers)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their time here")
+    p.add_argument("--out", help="study folder (default runs/GRID-NAME)")
+    p.add_argument("--data-dir")
+    p.add_argument("--device")
+    p.add_argument("--precision")
+    p.set_defaults(handler=cmd_study)
+
+    p = sub.add_parser("models", help="list models with parameter counts and FLOPs")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("data", help="where each dataset was found and whether its checksums pass")
+    p.add_argument("--data-dir")
+    p.set_defaults(handler=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as e:
+        print(f"deepernets: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deepernets: interrupted; finished epochs are saved, continue with --resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,132 @@
+"""Datasets: find, verify and load a split into memory as uint8 N×C×H×W with int64 labels."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepernets.data import formats, sources
+from deepernets.data.batches import Batches
+from deepernets.errors import UserError
+
+__all__ = ["Batches", "Dataset", "load", "names", "locate"]
+
+FOLDER_PREFIX = "folder:"
+
+
+@dataclass
+class Dataset:
+    name: str
+    train_images: torch.Tensor  # uint8 N×C×H×W
+    train_labels: torch.Tensor  # int64 N
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]  # per channel, of the training split's pixels / 255
+    std: tuple[float, ...]
+    augment: str  # "crop-flip" (CIFAR-like), "resize" (MNIST-like: 28 -> 32, no flip) or "none"
+    location: str  # where the files were found
+    verified: bool | None  # True: official MD5s matched; None: no official MD5 is known
+
+    @property
+    def in_channels(self) -> int:
+        return self.train_images.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def names() -> list[str]:
+    return sources.names()
+
+
+def check_name(name: str) -> None:
+    if name.startswith(FOLDER_PREFIX):
+        if not name[len(FOLDER_PREFIX) :]:
+            raise UserError("dataset 'folder:' needs a path, for example --dataset folder:~/my-images")
+        return
+    if name not in sources.LAYOUTS:
+        raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join(names())}")
+
+
+def locate(name: str, data_dir: str | Path | None) -> sources.Found | None:
+    check_name(name)
+    return sources.find(name, data_dir)
+
+
+def load(name: str, data_dir: str | Path | None = None, download: bool = True, image_size: int = 32) -> Dataset:
+    """Load both splits of a registered dataset or of `folder:PATH` (see data/sources.py for where files are)."""
+    check_name(name)
+    if name.startswith(FOLDER_PREFIX):
+        return _load_folder(Path(name[len(FOLDER_PREFIX) :]).expanduser(), image_size)
+    found = sources.find(name, data_dir)
+    if found is None:
+        if not download:
+            raise UserError(f"dataset {name} not found: {sources.expected_files(name, data_dir)}")
+        sources.download(name, data_dir)
+        found = sources.find(name, data_dir)
+        if found is None:
+            raise UserError(f"dataset {name} downloaded but not found: {sources.expected_files(name, data_dir)}")
+    (train_x, train_y, test_x, test_y, classes), verified = sources.load_arrays(name, found)
+    augment = "resize" if train_x.shape[-1] == 28 else "crop-flip"
+    return _dataset(name, train_x, train_y, test_x, test_y, classes, augment, str(found.folder), verified)
+
+
+def _dataset(name, train_x, train_y, test_x, test_y, classes, augment, location, verified) -> Dataset:  # noqa: ANN001
+    mean, std = channel_stats(train_x)
+    return Dataset(
+        name=name,
+        train_images=torch.from_numpy(np.ascontiguousarray(train_x)),
+        train_labels=torch.from_numpy(np.ascontiguousarray(train_y)),
+        test_images=torch.from_numpy(np.ascontiguousarray(test_x)),
+        test_labels=torch.from_numpy(np.ascontiguousarray(test_y)),
+        classes=list(classes),
+        mean=mean,
+        std=std,
+        augment=augment,
+        location=location,
+        verified=verified,
+    )
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of pixel/255, accumulated in float64 one channel at a time to bound memory."""
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        plane = images[:, c].astype(np.float64) / 255.0
+        means.append(round(float(plane.mean()), 6))
+        stds.append(round(float(plane.std()), 6))
+    return tuple(means), tuple(stds)
+
+
+def _load_folder(root: Path, image_size: int) -> Dataset:
+    train_dir, test_dir = root / "train", root / "test"
+    if not train_dir.is_dir() or not test_dir.is_dir():
+        raise UserError(f"folder dataset {root} needs train/<class>/ and test/<class>/ sub-folders of images")
+    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    if not classes:
+        raise UserError(f"folder dataset {root}/train has no class sub-folders: put images in train/<class>/")
+    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
+    if unknown:
+        raise UserError(f"{test_dir} has classes not in {train_dir}: {', '.join(unknown)}")
+    channels = _folder_channels(train_dir, classes)
+    train_x, train_y = formats.read_image_folder(train_dir, classes, image_size, channels)
+    test_x, test_y = formats.read_image_folder(test_dir, classes, image_size, channels)
+    if len(train_x) == 0 or len(test_x) == 0:
+        raise UserError(f"folder dataset {root} has no images in train/ or test/ (png, jpg, bmp, gif, webp)")
+    augment = "crop-flip" if image_size >= 16 else "none"
+    return _dataset(f"folder:{root}", train_x, train_y, test_x, test_y, classes, augment, str(root), None)
+
+
+def _folder_channels(train_dir: Path, classes: list[str]) -> int:
+    """1 when the first image is grayscale, else 3 (every image is converted to that)."""
+    from PIL import Image
+
+    for name in classes:
+        for file in sorted((train_dir / name).iterdir()):
+            if file.suffix.lower() in formats.IMAGE_SUFFIXES:
+                with Image.open(file) as img:
+                    return 1 if img.mode in ("1", "L", "I;16", "I") else 3
+    return 3

@@ -1,0 +1,90 @@
+"""Use a finished run: rebuild its model from the checkpoint, evaluate it on its test set, classify images."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepernets import data, evaluate, models
+from deepernets.errors import UserError
+from deepernets.rundir import RunDir
+from deepernets.train import checkpoint
+from deepernets.train.device import Precision, resolve_device, resolve_precision
+from deepernets.train.fit import take_subset, write_evaluation
+
+
+@dataclass
+class LoadedRun:
+    run: RunDir
+    model: nn.Module
+    data: dict[str, Any]  # classes, mean, std, in_channels, image_size
+    precision: Precision
+
+    def batches(self, images: torch.Tensor, labels: torch.Tensor) -> data.Batches:
+        return data.Batches(
+            images,
+            labels,
+            256,
+            mean=tuple(self.data["mean"]),
+            std=tuple(self.data["std"]),
+            device=self.precision.device_type,
+            size=self.data["image_size"],
+            channels_last=self.precision.channels_last,
+        )
+
+
+def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
+    run = RunDir(path)
+    if not run.exists():
+        raise UserError(f"{path} is not a run directory (no config.yaml): pass a folder under runs/")
+    config = run.read_config()
+    state = checkpoint.load(run.checkpoint_path)
+    info = state["data"]
+    target = resolve_device(device)
+    precision = resolve_precision("auto" if config.precision == "fp16" else config.precision, target)
+    model = models.build(config.model, info["in_channels"], len(info["classes"]), **config.model_options)
+    model.load_state_dict(state["model"])
+    return LoadedRun(run, model.to(target, memory_format=precision.memory_format).eval(), info, precision)
+
+
+def evaluate_run(loaded: LoadedRun) -> tuple[evaluate.Evaluation, torch.Tensor]:
+    """Evaluate on the run's test set; write confusion.csv, per_class.csv and plots/confusion.png."""
+    config = loaded.run.read_config()
+    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    images, labels = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
+    result = evaluate.evaluate(loaded.model, loaded.batches(images, labels), loaded.precision)
+    write_evaluation(loaded.run, result, dataset.classes)
+    return result, evaluate.confusion_matrix(result.predictions, result.labels, len(dataset.classes))
+
+
+def read_images(paths: list[str], channels: int, size: int) -> torch.Tensor:
+    """Image files as uint8 N×C×size×size, converted to the run's number of channels."""
+    from PIL import Image, UnidentifiedImageError
+
+    mode = "L" if channels == 1 else "RGB"
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                pixels = np.asarray(img.convert(mode).resize((size, size), Image.Resampling.BILINEAR), np.uint8)
+        except (OSError, UnidentifiedImageError) as e:
+            raise UserError(f"cannot read image {path}: {e}") from None
+        images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(images))
+
+
+@torch.inference_mode()
+def predict(loaded: LoadedRun, paths: list[str], top: int = 3) -> list[list[tuple[str, float]]]:
+    images = read_images(paths, loaded.data["in_channels"], loaded.data["image_size"])
+    classes = loaded.data["classes"]
+    results = []
+    for x, _ in loaded.batches(images, torch.zeros(len(images), dtype=torch.int64)):
+        with loaded.precision.autocast():
+            probabilities = loaded.model(x).float().softmax(1)
+        values, indices = probabilities.topk(min(top, len(classes)), dim=1)
+        for v, i in zip(values.tolist(), indices.tolist(), strict=True):
+            results.append([(classes[k], p) for k, p in zip(i, v, strict=True)])
+    return results

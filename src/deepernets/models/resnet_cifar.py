@@ -1,0 +1,102 @@
+"""The CIFAR ResNets of He et al. (2016, section 4.2): depth 6n+2, stages of 16/32/64 channels.
+
+Shortcut "A" is the paper's parameter-free one (subsample, then zero-pad the new channels);
+shortcut "B" is a 1×1 projection with batch norm.
+"""
+
+import torch.nn.functional as F
+from torch import nn
+
+from deepernets.models.registry import register
+from deepernets.models.resnet import conv1x1, conv3x3
+
+
+class PadShortcut(nn.Module):
+    """Option A: take every other pixel and zero-pad the channels up to `planes`."""
+
+    def __init__(self, in_planes: int, planes: int) -> None:
+        super().__init__()
+        self.pad = (planes - in_planes) // 2
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class CifarBasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_planes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            if shortcut == "A":
+                self.shortcut = PadShortcut(in_planes, planes)
+            else:
+                self.shortcut = nn.Sequential(conv1x1(in_planes, planes, stride), nn.BatchNorm2d(planes))
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth: int, in_channels: int, num_classes: int, shortcut: str) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"depth must be 6n+2, got {depth}")
+        if shortcut not in ("A", "B"):
+            raise ValueError(f"unknown shortcut '{shortcut}'; choose A (zero-padding) or B (projection)")
+        blocks = (depth - 2) // 6
+        self.conv1 = conv3x3(in_channels, 16)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        self.in_planes = 16
+        self.layer1 = self._make_layer(16, blocks, 1, shortcut)
+        self.layer2 = self._make_layer(32, blocks, 2, shortcut)
+        self.layer3 = self._make_layer(64, blocks, 2, shortcut)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _make_layer(self, planes: int, blocks: int, stride: int, shortcut: str) -> nn.Sequential:
+        layers = []
+        for s in [stride] + [1] * (blocks - 1):
+            layers.append(CifarBasicBlock(self.in_planes, planes, s, shortcut))
+            self.in_planes = planes
+        return nn.Sequential(*layers)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+@register
+def resnet20(in_channels: int = 3, num_classes: int = 10, shortcut: str = "A") -> CifarResNet:
+    return CifarResNet(20, in_channels, num_classes, shortcut)
+
+
+@register
+def resnet32(in_channels: int = 3, num_classes: int = 10, shortcut: str = "A") -> CifarResNet:
+    return CifarResNet(32, in_channels, num_classes, shortcut)
+
+
+@register
+def resnet44(in_channels: int = 3, num_classes: int = 10, shortcut: str = "A") -> CifarResNet:
+    return CifarResNet(44, in_channels, num_classes, shortcut)
+
+
+@register
+def resnet56(in_channels: int = 3, num_classes: int = 10, shortcut: str = "A") -> CifarResNet:
+    return CifarResNet(56, in_channels, num_classes, shortcut)
+
+
+@register
+def resnet110(in_channels: int = 3, num_classes: int = 10, shortcut: str = "A") -> CifarResNet:
+    return CifarResNet(110, in_channels, num_classes, shortcut)

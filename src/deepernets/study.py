@@ -1,0 +1,229 @@
+"""Studies: a grid of RunConfigs from a YAML file, run restartably and shardable across processes or machines.
+
+A grid file has `base` settings, `axes` (RunConfig fields, plus `policy`, whose values name bundles of
+settings under `policies`), and `seeds`. Each cell is a run folder under the study folder; finished and
+diverged runs are skipped, interrupted ones resumed, and a per-run lock keeps two workers off the same run.
+A policy with `lr: auto` takes its LR from one LR range test per dataset, model and optimizer, recorded
+under `lr_finder/`.
+"""
+
+import dataclasses
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from deepernets import atomic, locks
+from deepernets.config import RunConfig, load_yaml
+from deepernets.errors import UserError
+from deepernets.rundir import RunDir
+
+DONE = ("finished", "diverged")
+LR_FINDER_STEPS = 100
+
+
+@dataclass
+class Grid:
+    name: str
+    description: str = ""
+    base: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seeds: int = 1
+    lr_finder_steps: int = LR_FINDER_STEPS
+
+
+@dataclass
+class PlannedRun:
+    name: str
+    cell: dict[str, Any]  # the axis values, policy and seed that make this run
+    config: RunConfig
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("deepernets.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_grid(name_or_path: str) -> Grid:
+    """A shipped preset by name, or a grid YAML file by path."""
+    if name_or_path in preset_names():
+        path = Path(str(resources.files("deepernets.presets") / f"{name_or_path}.yaml"))
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise UserError(f"no study preset or grid file '{name_or_path}'; presets: {', '.join(preset_names())}")
+    values = load_yaml(path)
+    known = {f.name for f in dataclasses.fields(Grid)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"{path}: unknown grid key(s) {', '.join(unknown)}; valid ones: {', '.join(sorted(known))}")
+    values.setdefault("name", path.stem)
+    grid = Grid(**values)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    for axis, values_ in grid.axes.items():
+        if axis != "policy" and axis not in fields:
+            raise UserError(
+                f"{path}: axis '{axis}' is not a run setting; valid ones: policy, {', '.join(sorted(fields))}"
+            )
+        if not isinstance(values_, list) or not values_:
+            raise UserError(f"{path}: axis '{axis}' needs a non-empty list of values")
+    for policy in grid.axes.get("policy", []):
+        if policy not in grid.policies:
+            raise UserError(f"{path}: policy '{policy}' is not defined under policies")
+    return grid
+
+
+def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | None = None) -> list[PlannedRun]:
+    """Every run of the grid, in a fixed order, with its complete and validated RunConfig."""
+    planned = []
+    axes = list(grid.axes)
+    for values in itertools.product(*grid.axes.values()):
+        for seed in range(seeds or grid.seeds):
+            cell = dict(zip(axes, values, strict=True))
+            settings = {**grid.base}
+            for axis, value in cell.items():
+                settings.update(grid.policies[value] if axis == "policy" else {axis: value})
+            settings.update(overrides)
+            name = "-".join(_slug(v) for v in values) + f"-s{seed}"
+            settings.update(seed=seed, name=name, runs_dir=str(study_dir))
+            config = RunConfig.from_dict(settings, f"grid {grid.name}").validate()
+            planned.append(PlannedRun(name, {**cell, "seed": seed}, config))
+    return planned
+
+
+def _slug(value: Any) -> str:
+    return str(value).replace("folder:", "").rstrip("/").split("/")[-1]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like i/n (for example 0/2), got '{text}'") from None
+    if not 0 <= index < count:
+        raise UserError(f"--shard {text}: i must be in 0..n-1")
+    return index, count
+
+
+def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> None:
+    """study.json: the grid and every planned run, so a report can name the runs that are missing."""
+    atomic.write_json(
+        study_dir / "study.json",
+        {"grid": dataclasses.asdict(grid), "runs": [{"name": p.name, "cell": p.cell} for p in planned]},
+    )
+
+
+def lr_finder_key(config: RunConfig) -> str:
+    return f"{_slug(config.dataset)}-{config.model}-{config.optimizer}"
+
+
+def resolve_lr(config: RunConfig, study_dir: Path, steps: int, log: Callable[[str], None]) -> RunConfig:
+    """Replace `lr: auto` with the LR finder's suggestion for this dataset, model and optimizer.
+
+    The test runs once per key (seed 0), under a lock so that parallel workers wait for one result.
+    """
+    if config.lr != "auto":
+        return config
+    from deepernets.train import distributed
+    from deepernets.train.device import resolve_precision
+    from deepernets.train.fit import build_parts, find_lr
+
+    out = study_dir / "lr_finder" / lr_finder_key(config)
+    result_path = out / "result.json"
+    with locks.lock(out / ".lock"):
+        if not result_path.exists():
+            probe = config.replace(seed=0, lr=1e-7)
+            world = distributed.World(device=distributed.resolve_device(probe.device))
+            precision = resolve_precision(probe.precision, world.device)
+            parts = build_parts(probe, world, precision)
+            log(f"LR range test for {lr_finder_key(config)} ({steps} steps)")
+            result = find_lr(parts.model, probe, parts.train_batches, precision, out, log, steps=steps)
+            atomic.write_json(result_path, {**result, "dataset": config.dataset, "model": config.model,
+                                            "optimizer": config.optimizer})  # fmt: skip
+    return config.replace(lr=json.loads(result_path.read_text())["suggested_lr"])
+
+
+def run_study(
+    grid: Grid,
+    study_dir: Path,
+    overrides: dict[str, Any],
+    *,
+    seeds: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    log: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Run this shard's share of the grid; return how many runs ended in each state."""
+    from deepernets.train.fit import train
+
+    planned = expand(grid, study_dir, overrides, seeds)
+    write_manifest(grid, study_dir, planned)
+    mine = planned[shard[0] :: shard[1]]
+    counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0}
+    started, trained_time, trained = time.time(), 0.0, 0
+    for i, run in enumerate(mine, 1):
+        rundir = RunDir(study_dir / run.name)
+        with locks.try_lock(rundir.path / ".lock") as mine_now:
+            if not mine_now:
+                counts["busy"] += 1
+                log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
+                continue
+            status = (rundir.read_summary() or {}).get("status")
+            if status in DONE:
+                counts["skipped"] += 1
+                continue
+            left = (len(mine) - i + 1) * trained_time / trained if trained else math.nan
+            log(f"[{i}/{len(mine)}] {run.name} | elapsed {_duration(time.time() - started)} | left {_duration(left)}")
+            run_started = time.time()
+            config = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
+            summary = train(config, resume=True, log=log)
+            trained_time += time.time() - run_started
+            trained += 1
+            counts[summary.get("status", "finished")] += 1
+    log(
+        f"study {grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['skipped']} already "
+        f"done, {counts['busy']} run by another worker; {_duration(time.time() - started)}; results in {study_dir}"
+    )
+    return counts
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "estimating"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02}m" if hours else f"{minutes}m{secs:02}s"
+
+
+@dataclass
+class Probe:
+    images_per_s: float  # training speed measured over a few real steps
+    train_images: int
+    test_images: int
+
+
+def estimate(planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe]) -> list[float]:
+    """Seconds each run should take here: epochs × (train + test images) at the probed training speed.
+
+    Evaluation is counted at three times the training speed (forward only). The first run of each LR-finder
+    key also carries that range test.
+    """
+    probes: dict[tuple, Probe] = {}
+    finders: set[str] = set()
+    seconds = []
+    for run in planned:
+        c = run.config
+        key = (c.model, c.dataset, c.subset, c.test_subset, c.batch_size, c.precision, str(c.model_options))
+        if key not in probes:
+            probes[key] = probe(c)
+        p = probes[key]
+        t = c.epochs * (p.train_images + p.test_images / 3) / p.images_per_s
+        if c.lr == "auto" and lr_finder_key(c) not in finders:
+            finders.add(lr_finder_key(c))
+            t += grid.lr_finder_steps * c.batch_size / p.images_per_s
+        seconds.append(t)
+    return seconds

@@ -1,0 +1,61 @@
+"""Data-parallel helpers for runs under torchrun; a plain process is a world of one and takes the same path."""
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from deepernets.train.device import resolve_device
+
+TIMEOUT = timedelta(minutes=5)  # a rank that stops answering ends the job instead of hanging it
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def init(device_name: str) -> World:
+    """Join the process group torchrun describes in the environment, or return a world of one."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return World(device=resolve_device(device_name))
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), device=device)
+
+
+def all_reduce_sum(tensor: torch.Tensor, world: World) -> torch.Tensor:
+    if world.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def broadcast_float(value: float, world: World) -> float:
+    """Rank 0's value on every rank."""
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=world.device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
+def shutdown(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()

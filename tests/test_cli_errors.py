@@ -1,0 +1,98 @@
+"""Bad input: one line on stderr, exit code 2, no traceback, nothing already written damaged."""
+
+import struct
+
+import pytest
+from conftest import run_cli
+
+
+def assert_user_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--model", "resnet21"], ["unknown model 'resnet21'", "resnet20"]),
+        (["--dataset", "imagenet"], ["unknown dataset 'imagenet'", "cifar10"]),
+        (["--optimizer", "rmsprop"], ["unknown optimizer 'rmsprop'", "sgd"]),
+        (["--schedule", "step"], ["unknown schedule 'step'", "onecycle"]),
+        (["--lr", "0"], ["--lr must be > 0"]),
+        (["--lr", "-0.1"], ["--lr must be > 0"]),
+        (["--lr", "fast"], ["--lr", "'auto'"]),
+        (["--epochs", "0"], ["--epochs must be at least 1"]),
+        (["--dataset", "folder:"], ["needs a path"]),
+        (["--head", "classic", "--model", "resnet20"], ["no option head"]),
+    ],
+)
+def test_bad_flags(tmp_path, args, fragments):
+    assert_user_error(run_cli("train", "--dataset", "mnist", *args, cwd=tmp_path), *fragments)
+
+
+def test_missing_dataset_lists_expected_files_and_where_it_looked(tmp_path):
+    result = run_cli(
+        "train", "--dataset", "mnist", "--no-download", "--data-dir", str(tmp_path / "nowhere"),
+        cwd=tmp_path, env={"DEEPERNETS_DATA": str(tmp_path / "empty")},
+    )  # fmt: skip
+    assert_user_error(result, "mnist not found", "train-images-idx3-ubyte", "nowhere", "empty")
+
+
+def test_corrupt_dataset_file(tmp_path):
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (folder / name).write_bytes(struct.pack(">II", 2049, 5) + bytes(2))  # truncated
+    result = run_cli("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "data"), cwd=tmp_path,
+                     env={"DEEPERNETS_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    assert_user_error(result, "MD5", "train-images-idx3-ubyte")
+
+
+def test_folder_dataset_without_classes(tmp_path):
+    (tmp_path / "imgs" / "train").mkdir(parents=True)
+    (tmp_path / "imgs" / "test").mkdir()
+    assert_user_error(
+        run_cli("train", "--dataset", f"folder:{tmp_path / 'imgs'}", cwd=tmp_path), "no class sub-folders"
+    )
+
+
+def test_unreadable_checkpoint_is_reported_and_left_alone(tmp_path):
+    run = tmp_path / "runs" / "broken"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("model: resnet20\ndataset: mnist\nname: broken\n")
+    garbage = b"this is not a checkpoint"
+    (run / "checkpoints" / "last.pt").write_bytes(garbage)
+    for command in (["evaluate", str(run)], ["predict", str(run), "x.png"]):
+        assert_user_error(run_cli(*command, cwd=tmp_path), "cannot read checkpoint", "last.pt")
+    result = run_cli("train", "--config", str(run / "config.yaml"), "--resume", cwd=tmp_path)
+    assert_user_error(result, "cannot read checkpoint")
+    assert (run / "checkpoints" / "last.pt").read_bytes() == garbage
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml"]
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    run = tmp_path / "runs" / "taken"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: resnet20\n")
+    result = run_cli("train", "--dataset", "mnist", "--name", "taken", cwd=tmp_path)
+    assert_user_error(result, "already exists", "--resume")
+    assert (run / "config.yaml").read_text() == "model: resnet20\n"
+
+
+def test_unknown_setting_in_config_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("model: resnet20\nlearning_rate: 0.1\n")
+    assert_user_error(run_cli("train", "--config", str(tmp_path / "c.yaml"), cwd=tmp_path), "learning_rate")
+
+
+def test_argparse_errors_are_one_line(tmp_path):
+    assert_user_error(run_cli("train", "--epochs", "two", cwd=tmp_path), "--epochs")
+    assert_user_error(run_cli("fly", cwd=tmp_path), "invalid choice")

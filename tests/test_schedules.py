@@ -1,0 +1,46 @@
+import pytest
+
+from deepernets.config import RunConfig
+from deepernets.train.schedules import Schedule
+
+
+def lrs(schedule: str, epochs: int = 10, steps: int = 10, **kwargs) -> list[float]:
+    s = Schedule(RunConfig(schedule=schedule, epochs=epochs, **kwargs), 0.1, steps)
+    return [s.lr(i) for i in range(epochs * steps)]
+
+
+def test_constant():
+    assert set(lrs("constant")) == {0.1}
+
+
+def test_onecycle_rises_to_the_peak_then_anneals_far_below_the_start():
+    values = lrs("onecycle")
+    peak = max(range(len(values)), key=values.__getitem__)
+    assert values[peak] == pytest.approx(0.1)
+    assert peak == 30  # 30% of the steps rising
+    assert values[0] == pytest.approx(0.1 / 25)
+    assert values[-1] == pytest.approx(0.1 / 25 / 1e4)
+
+
+def test_cosine_with_warmup():
+    values = lrs("cosine", warmup_epochs=1)
+    assert values[0] == pytest.approx(0.01) and values[9] == pytest.approx(0.1)
+    assert values[-1] < 1e-3 and values == values[:10] + sorted(values[10:], reverse=True)
+
+
+def test_multistep_drops_tenfold_at_half_and_three_quarters():
+    values = lrs("multistep", epochs=8)
+    assert values[39] == pytest.approx(0.1) and values[40] == pytest.approx(0.01)
+    assert values[59] == pytest.approx(0.01) and values[60] == pytest.approx(0.001)
+
+
+def test_plateau_drops_after_patience_and_restores_its_state():
+    s = Schedule(RunConfig(schedule="plateau", patience=2), 0.1, 10)
+    for loss in (1.0, 0.9, 0.95, 0.95):
+        s.end_epoch(loss)
+    assert s.lr(0) == pytest.approx(0.1)
+    s.end_epoch(0.95)
+    assert s.lr(0) == pytest.approx(0.01)
+    restored = Schedule(RunConfig(schedule="plateau", patience=2), 0.1, 10)
+    restored.load_state_dict(s.state_dict())
+    assert restored.lr(0) == s.lr(0) and restored.state_dict() == s.state_dict()

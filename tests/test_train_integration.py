@@ -1,0 +1,119 @@
+"""Real training on real MNIST images from ../shared/data."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+from conftest import run_cli
+
+FAST = ["--dataset", "mnist", "--epochs", "3", "--subset", "1024", "--test-subset", "1000", "--batch-size", "64"]
+
+
+def metrics(run) -> list[dict]:
+    with (run / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_resnet20_learns_mnist(tmp_path, data_dir):
+    args = ["--model", "resnet20", "--dataset", "mnist", "--epochs", "2", "--subset", "12000", "--test-subset", "2000"]
+    result = run_cli("train", *args, "--name", "r20", "--data-dir", str(data_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Epoch: 02 | Epoch Time:" in result.stdout and "Val. Acc:" in result.stdout
+    run = tmp_path / "runs" / "r20"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["final_test_acc"] >= 97.0, summary
+    assert summary["final_test_acc"] == float(metrics(run)[-1]["val_acc"])
+    assert summary["parameters"] == 269_434 and summary["train_images_per_s"] > 0
+    for name in ("config.yaml", "confusion.csv", "per_class.csv", "checkpoints/last.pt", "plots/curves.png"):
+        assert (run / name).exists(), name
+
+    evaluated = run_cli("evaluate", str(run), cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"test accuracy {summary['final_test_acc']:.2f}%" in evaluated.stdout
+    assert "↔" in evaluated.stdout
+
+    from PIL import Image
+
+    from deepernets import data
+
+    dataset = data.load("mnist", data_dir)
+    digit = int(dataset.test_labels[0])
+    Image.fromarray(dataset.test_images[0, 0].numpy()).save(tmp_path / "digit.png")
+    predicted = run_cli("predict", str(run), str(tmp_path / "digit.png"), cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.split(": ")[1].startswith(f"{digit} "), predicted.stdout
+
+
+def test_config_yaml_reproduces_the_run(tmp_path, data_dir):
+    first = run_cli(
+        "train", *FAST, "--model", "resnet20", "--epochs", "1", "--name", "a", "--data-dir", str(data_dir), cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr
+    again = run_cli("train", "--config", "runs/a/config.yaml", "--name", "b", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+    assert [[r[k] for k in keys] for r in metrics(tmp_path / "runs/a")] == [
+        [r[k] for k in keys] for r in metrics(tmp_path / "runs/b")
+    ]
+
+
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
+    # vgg11_bn has dropout, so this also checks that random draws are reproduced after a resume
+    args = ["train", *FAST, "--model", "vgg11_bn", "--data-dir", str(data_dir)]
+    whole = run_cli(*args, "--name", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+
+    proc = subprocess.Popen([sys.executable, "-m", "deepernets", *args, "--name", "killed"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    killed = tmp_path / "runs" / "killed"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "metrics.csv").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(metrics(killed)) == 1, "the kill should land during epoch 2"
+    assert json.loads((killed / "summary.json").read_text())["status"] == "running"
+
+    resumed = run_cli(*args, "--name", "killed", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    keys = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+    assert [[r[k] for k in keys] for r in metrics(killed)] == [
+        [r[k] for k in keys] for r in metrics(tmp_path / "runs/whole")
+    ]
+    a = torch.load(killed / "checkpoints/last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "runs/whole/checkpoints/last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):
+    # the LR jumps 1e30-fold after the first epoch
+    args = ["train", *FAST, "--model", "resnet20", "--optimizer", "adam", "--schedule", "multistep",
+            "--milestones", "0.34", "--gamma", "1e30", "--data-dir", str(data_dir), "--name", "boom"]  # fmt: skip
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr and "diverged" in result.stdout
+    run = tmp_path / "runs" / "boom"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["final_test_acc"] is None
+    good = summary["epochs_completed"]
+    assert good >= 1 and len(metrics(run)) == good
+    state = torch.load(run / "checkpoints/last.pt", weights_only=True)
+    assert state["epoch"] == good
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_lr_find_writes_history_plot_and_suggestion(tmp_path, data_dir):
+    result = run_cli("lr-find", "--model", "resnet20", "--dataset", "mnist", "--subset", "4096", "--steps", "60",
+                     "--data-dir", str(data_dir), "--out", "finder", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    suggested = float(result.stdout.split("suggested LR ")[1].split(";")[0])
+    assert 1e-5 < suggested < 10
+    assert (tmp_path / "finder/plots/lr_finder.png").exists()
+    rows = list(csv.DictReader((tmp_path / "finder/lr_finder.csv").open()))
+    assert 20 <= len(rows) <= 60
