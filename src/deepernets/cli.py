@@ -185,7 +185,9 @@ def cmd_study(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    study_dir = Path(args.out or Path("runs") / grid.name)
+    # quick versions get their own folder, so they never collide with the full study's runs
+    suffix = "".join(f"-{k[0]}{overrides[k]}" for k in ("epochs", "subset", "test_subset") if k in overrides)
+    study_dir = Path(args.out or Path("runs") / f"{grid.name}{suffix}")
     shard = study.parse_shard(args.shard)
     if args.dry_run:
         return dry_run(grid, study_dir, overrides, args.seeds, shard)
@@ -216,6 +218,15 @@ def dry_run(grid, study_dir: Path, overrides: dict, seeds: int | None, shard: tu
         c = run.config
         print(f"  {run.name:<45} {c.epochs:>3} ep  lr {c.lr!s:<6} {c.schedule:<9} ~{study._duration(t):>8}  {done}")
     print(f"total ~{study._duration(sum(seconds))} on this device")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from deepernets import report
+
+    folders = [Path(f) for f in args.runs_dirs]
+    md, html = report.build(folders, Path(args.out) if args.out else folders[0])
+    print(f"wrote {md} and {html}")
     return 0
 
 
@@ -262,6 +273,11 @@ def build_parser() -> Parser:
     p.add_argument("--device")
     p.add_argument("--precision")
     p.set_defaults(handler=cmd_study)
+
+    p = sub.add_parser("report", help="report.md and report.html from run folders (a study's, or several)")
+    p.add_argument("runs_dirs", nargs="+", help="folders holding run directories; several are merged")
+    p.add_argument("--out", help="where to write the report (default: the first folder)")
+    p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("models", help="list models with parameter counts and FLOPs")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from deepernets.atomic import write_atomic  # noqa: E402
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
@@ -30,7 +30,7 @@ def training_curves(rows: list[dict], path: Path, title: str = "") -> None:
         ax.legend()
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def confusion_heatmap(confusion: list[list[int]], classes: list[str], path: Path, title: str = "") -> None:
@@ -48,7 +48,7 @@ def confusion_heatmap(confusion: list[list[int]], classes: list[str], path: Path
                 color = "white" if confusion[i][j] > peak / 2 else "black"
                 ax.text(j, i, str(confusion[i][j]), ha="center", va="center", fontsize=7, color=color)
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def lr_finder_curve(lrs: list[float], losses: list[float], suggestion: float, path: Path, title: str = "") -> None:
@@ -58,7 +58,7 @@ def lr_finder_curve(lrs: list[float], losses: list[float], suggestion: float, pa
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss", title=title or "LR range test")
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def lr_schedule(lrs: list[float], steps_per_epoch: int, path: Path, title: str = "") -> None:
@@ -66,4 +66,4 @@ def lr_schedule(lrs: list[float], steps_per_epoch: int, path: Path, title: str =
     ax.plot([i / max(1, steps_per_epoch) for i in range(len(lrs))], lrs)
     ax.set(xlabel="epoch", ylabel="learning rate", title=title or "LR schedule")
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)

@@ -56,6 +56,18 @@ def broadcast_float(value: float, world: World) -> float:
     return float(tensor.item())
 
 
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def sync_buffers(model: torch.nn.Module, world: World) -> None:
+    """Copy rank 0's buffers (batch-norm running statistics) to every rank."""
+    if world.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def shutdown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()

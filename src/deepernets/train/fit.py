@@ -45,18 +45,27 @@ def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: d
     precision = resolve_precision(config.precision, world.device)
     run = RunDir(Path(config.runs_dir) / (config.name or config.default_name()))
     config, state = open_run(run, config, resume)
+    distributed.barrier(world)  # every rank has checked the run folder before rank 0 writes to it
     if state is not None and state.get("status") == "finished":
         log(f"{run.path} is already finished")
         return run.read_summary() or {}
-    if not world.is_main:
+    if world.is_main:
+        console = log
+
+        def log(line: str) -> None:  # the run's log.txt keeps every line the console gets
+            console(line)
+            run.append_log(line)
+    else:
         log = _silent  # noqa: F811
 
     parts = build_parts(config, world, precision)
     dataset, model, train_batches, test_batches = parts.dataset, parts.model, parts.train_batches, parts.test_batches
     lr_finder_info = None
     if config.lr == "auto":
-        lr_finder_info = find_lr(model, config, train_batches, precision, run.path, log)
-        config = config.replace(lr=distributed.broadcast_float(lr_finder_info["suggested_lr"], world))
+        if world.is_main:
+            lr_finder_info = find_lr(model, config, train_batches, precision, run.path, log)
+        suggested = lr_finder_info["suggested_lr"] if world.is_main else 0.0
+        config = config.replace(lr=distributed.broadcast_float(suggested, world))
     optimizer = build_optimizer(model, config, float(config.lr))
     schedule = Schedule(config, float(config.lr), len(train_batches))
     scaler = torch.amp.GradScaler("cuda") if precision.name == "fp16" else None
@@ -72,12 +81,12 @@ def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: d
     start_epoch = len(history)
 
     forward = model
-    if config.compile:
-        forward = torch.compile(forward)
     if world.distributed:
         forward = torch.nn.parallel.DistributedDataParallel(
-            forward, device_ids=[world.device] if world.device.type == "cuda" else None
+            model, device_ids=[world.device] if world.device.type == "cuda" else None
         )
+    if config.compile:
+        forward = torch.compile(forward)
 
     info = {
         "parameters": models.count_parameters(model),
@@ -116,7 +125,8 @@ def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: d
                 f"the checkpoint after epoch {epoch} is kept"
             )
             break
-        last_eval = evaluate.evaluate(forward, test_batches, precision)
+        distributed.sync_buffers(model, world)  # every rank evaluates with rank 0's batch-norm statistics
+        last_eval = evaluate.evaluate(model, test_batches, precision)
         val_loss, val_acc = reduce_eval(last_eval, world)
         schedule.end_epoch(val_loss)
         epoch_time = time.perf_counter() - started
@@ -136,7 +146,6 @@ def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: d
             save_progress(run, model, optimizer, schedule, history, config, dataset, info, lr_finder_info)
             for line in epoch_lines(row):
                 log(line)
-                run.append_log(line)
 
     if world.is_main:
         summary = summarize(config, history, status, info)

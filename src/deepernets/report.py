@@ -1,0 +1,428 @@
+"""Build report.md and a self-contained report.html from run directories alone.
+
+Runs are found under one or more folders (any directory holding config.yaml and summary.json). A study's
+study.json names the runs it planned, so missing runs are listed instead of silently dropped.
+"""
+
+import base64
+import csv
+import html
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepernets import atomic, evaluate, plots
+from deepernets.config import RunConfig
+from deepernets.errors import UserError
+from deepernets.plots import plt
+from deepernets.rundir import RunDir
+from deepernets.train.schedules import Schedule
+
+# The study's published final accuracies (%), SGD, batch 128, 50 epochs.
+STUDY = {
+    "cifar10": {
+        "vgg13": {"lr0.01": 87.77, "lr0.001": 84.03, "scheduler": 87.12},
+        "vgg16": {"lr0.01": 88.04, "lr0.001": 93.82, "scheduler": 87.82},
+        "resnet20": {"lr0.01": 73.22, "lr0.001": 68.45, "scheduler": 76.35},
+        "resnet44": {"lr0.01": 70.95, "lr0.001": 69.02, "scheduler": 75.65},
+    },
+    "mnist": {
+        "vgg13": {"lr0.01": 99.64, "lr0.001": 99.57, "scheduler": 99.65},
+        "vgg16": {"lr0.01": 99.62, "lr0.001": 99.53, "scheduler": 99.60},
+        "resnet20": {"lr0.01": 99.37, "lr0.001": 98.81, "scheduler": 99.22},
+        "resnet44": {"lr0.01": 99.31, "lr0.001": 99.00, "scheduler": 99.38},
+    },
+}
+STUDY_SOURCE = "the seed study, 'Deeper Networks for Image Classification' (its final tables)"
+# Published CIFAR-10 test accuracies (%), with their sources.
+REFERENCES = {
+    "cifar10": {
+        "resnet20": (91.25, "He et al. 2016, Table 6"),
+        "resnet32": (92.49, "He et al. 2016, Table 6"),
+        "resnet44": (92.83, "He et al. 2016, Table 6"),
+        "resnet56": (93.03, "He et al. 2016, Table 6"),
+        "resnet110": (93.39, "He et al. 2016, Table 6"),
+        "vgg11_bn": (92.79, "chenyaofo/pytorch-cifar-models"),
+        "vgg13_bn": (94.00, "chenyaofo/pytorch-cifar-models"),
+        "vgg16_bn": (94.16, "chenyaofo/pytorch-cifar-models"),
+        "vgg19_bn": (93.91, "chenyaofo/pytorch-cifar-models"),
+    }
+}
+
+
+@dataclass
+class Run:
+    dir: RunDir
+    config: RunConfig
+    summary: dict[str, Any]
+    metrics: list[dict[str, str]]
+    policy: str
+    study_dir: Path | None
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "unknown")
+
+    @property
+    def final(self) -> float | None:
+        return self.summary.get("final_test_acc")
+
+
+@dataclass
+class Document:
+    """Report content as blocks, rendered once to Markdown and once to HTML."""
+
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(("heading", (level, text)))
+
+    def text(self, text: str) -> None:
+        self.blocks.append(("text", text))
+
+    def table(self, header: list[str], rows: list[list[Any]]) -> None:
+        self.blocks.append(("table", (header, rows)))
+
+    def image(self, path: Path, caption: str) -> None:
+        self.blocks.append(("image", (path, caption)))
+
+    def markdown(self, base: Path) -> str:
+        out = []
+        for kind, value in self.blocks:
+            if kind == "heading":
+                out.append(f"{'#' * value[0]} {value[1]}\n")
+            elif kind == "text":
+                out.append(value + "\n")
+            elif kind == "table":
+                header, rows = value
+                out.append("| " + " | ".join(header) + " |")
+                out.append("|" + "---|" * len(header))
+                out.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+                out.append("")
+            elif kind == "image":
+                path, caption = value
+                out.append(f"![{caption}]({_relative(path, base)})\n")
+        return "\n".join(out)
+
+    def html(self, title: str) -> str:
+        out = [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        ]
+        for kind, value in self.blocks:
+            if kind == "heading":
+                out.append(f"<h{value[0]}>{html.escape(value[1])}</h{value[0]}>")
+            elif kind == "text":
+                out.append(f"<p>{html.escape(value)}</p>")
+            elif kind == "table":
+                header, rows = value
+                head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+                body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            elif kind == "image":
+                path, caption = value
+                data = base64.b64encode(path.read_bytes()).decode()
+                out.append(
+                    f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
+                    f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                )
+        out.append("</body></html>")
+        return "\n".join(out)
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
+th { background: #f0f3f7; } td:first-child, th:first-child { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; }
+figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
+img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: 0.85em; color: #555; }
+h1 { border-bottom: 2px solid #333; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+"""
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def policy_of(config: RunConfig) -> str:
+    return f"lr{config.lr}" if config.schedule == "constant" else config.schedule
+
+
+def find_runs(folders: list[Path]) -> tuple[list[Run], list[dict[str, Any]]]:
+    """Every run under the folders, and the runs that studies planned but that have no folder yet."""
+    runs, planned = [], []
+    seen: set[Path] = set()
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"{folder} is not a folder of runs")
+        for manifest in sorted(folder.rglob("study.json")):
+            for entry in json.loads(manifest.read_text())["runs"]:
+                planned.append({**entry, "dir": manifest.parent / entry["name"], "study_dir": manifest.parent})
+        for config_path in sorted(folder.rglob("config.yaml")):
+            run_dir = RunDir(config_path.parent)
+            if run_dir.path.resolve() in seen or run_dir.read_summary() is None:
+                continue
+            seen.add(run_dir.path.resolve())
+            config = run_dir.read_config()
+            study = next((p for p in planned if p["dir"].resolve() == run_dir.path.resolve()), None)
+            runs.append(
+                Run(
+                    dir=run_dir,
+                    config=config,
+                    summary=run_dir.read_summary() or {},
+                    metrics=run_dir.read_metrics(),
+                    policy=study["cell"].get("policy", policy_of(config)) if study else policy_of(config),
+                    study_dir=study["study_dir"] if study else None,
+                )
+            )
+    missing = [p for p in planned if p["dir"].resolve() not in seen]
+    return runs, missing
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.2f} (n=1)"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)})"
+
+
+def _base_model(name: str) -> str:
+    return name.removesuffix("_bn")
+
+
+def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
+    runs, missing = find_runs(folders)
+    if not runs and not missing:
+        raise UserError(f"no runs found under {', '.join(str(f) for f in folders)}: train or run a study first")
+    out.mkdir(parents=True, exist_ok=True)
+    figures = out / "report_files"
+    doc = Document()
+    doc.heading("deepernets report", 1)
+    doc.text(
+        f"{len(runs)} runs from {', '.join(str(f) for f in folders)}. Accuracies are final-epoch test accuracy "
+        "(%), mean ± std over seeds with n; a best-epoch figure is always labelled as such."
+    )
+
+    by_cell: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_cell[(run.config.dataset, run.config.model, run.config.optimizer, run.policy)].append(run)
+    datasets = list(dict.fromkeys(r.config.dataset for r in runs))
+    models = list(dict.fromkeys(r.config.model for r in runs))
+    optimizers = list(dict.fromkeys(r.config.optimizer for r in runs))
+    policies = list(dict.fromkeys(r.policy for r in runs))
+
+    def finals(dataset: str, model: str, optimizer: str, policy: str) -> list[float]:
+        return [r.final for r in by_cell.get((dataset, model, optimizer, policy), []) if r.final is not None]
+
+    doc.heading("Accuracy by model and learning-rate policy")
+    for dataset in datasets:
+        for optimizer in optimizers:
+            rows = []
+            for model in models:
+                cells = [mean_std(finals(dataset, model, optimizer, p)) for p in policies]
+                if all(c == "—" for c in cells):
+                    continue
+                study = STUDY.get(dataset, {}).get(_base_model(model), {})
+                published = " / ".join(f"{study[p]:.2f}" if p in study else "—" for p in policies) if study else "—"
+                ref = REFERENCES.get(dataset, {}).get(model)
+                rows.append([model, *cells, published, f"{ref[0]:.2f} ({ref[1]})" if ref else "—"])
+            if rows:
+                doc.heading(f"{dataset}, {optimizer}", 3)
+                doc.table(["model", *policies, "study (published, " + " / ".join(policies) + ")", "reference"], rows)
+    doc.text(
+        f"Study numbers: {STUDY_SOURCE}; they used SGD. Reference numbers: He et al. 2016, 'Deep Residual "
+        "Learning for Image Recognition' (CIFAR-10 Table 6), and chenyaofo/pytorch-cifar-models (VGG-BN, "
+        "512-512 head). A reference is a full 160–300-epoch training; compare runs of the same length."
+    )
+
+    if len(optimizers) > 1:
+        doc.heading("Optimizers compared")
+        rows = []
+        for dataset in datasets:
+            for model in models:
+                for policy in policies:
+                    cells = [mean_std(finals(dataset, model, o, policy)) for o in optimizers]
+                    if any(c != "—" for c in cells):
+                        rows.append([dataset, model, policy, *cells])
+        doc.table(["dataset", "model", "policy", *optimizers], rows)
+
+    doc.heading("Best policy per model")
+    best_runs: dict[tuple[str, str], Run] = {}
+    rows = []
+    for dataset in datasets:
+        for model in models:
+            options = [
+                (statistics.mean(v), o, p) for o in optimizers for p in policies if (v := finals(dataset, model, o, p))
+            ]
+            if not options:
+                continue
+            acc, optimizer, policy = max(options)
+            cell_runs = [r for r in by_cell[(dataset, model, optimizer, policy)] if r.final is not None]
+            best_runs[(dataset, model)] = max(cell_runs, key=lambda r: r.final)
+            study = STUDY.get(dataset, {}).get(_base_model(model), {})
+            rows.append(
+                [dataset, model, f"{optimizer}, {policy}", f"{acc:.2f}", f"{max(study.values()):.2f}" if study else "—"]
+            )
+    doc.table(["dataset", "model", "best optimizer, policy", "final test acc (mean)", "study's best"], rows)
+
+    doc.heading("Training curves")
+    first_seed = min(r.config.seed for r in runs) if runs else 0
+    for dataset in datasets:
+        for model in models:
+            chosen = [
+                r
+                for r in runs
+                if r.config.dataset == dataset and r.config.model == model and r.metrics and r.config.seed == first_seed
+            ]
+            if chosen:
+                path = figures / f"curves-{_slug(dataset)}-{model}.png"
+                curves_figure(chosen, path, f"{model} on {dataset}")
+                doc.image(
+                    path, f"{model} on {dataset}: test accuracy and training loss per epoch, by optimizer and policy"
+                )
+
+    finder_results = sorted({r.study_dir for r in runs if r.study_dir} | {m["study_dir"] for m in missing})
+    doc.heading("LR finder")
+    rows = []
+    for study_dir in finder_results:
+        for result_path in sorted((study_dir / "lr_finder").glob("*/result.json")):
+            result = json.loads(result_path.read_text())
+            rows.append([result["dataset"], result["model"], result["optimizer"], f"{result['suggested_lr']:.3g}",
+                         f"{result['steep']:.3g}", f"{result['minimum_tenth']:.3g}", result["points"]])  # fmt: skip
+            plot = result_path.parent / "plots" / "lr_finder.png"
+            if plot.exists():
+                doc.image(plot, f"LR range test: {result['model']} on {result['dataset']} ({result['optimizer']})")
+    if rows:
+        doc.table(["dataset", "model", "optimizer", "chosen LR (valley)", "steep", "minimum/10", "points"], rows)
+    else:
+        doc.text("No LR range test was recorded for these runs.")
+
+    doc.heading("LR schedules used")
+    for dataset in datasets:
+        path = figures / f"schedules-{_slug(dataset)}.png"
+        if schedules_figure([r for r in runs if r.config.dataset == dataset], path):
+            doc.image(path, f"learning rate per step for each model and policy on {dataset} (first optimizer)")
+
+    doc.heading("Confusion matrices of the best runs")
+    for dataset in datasets:
+        candidates = {m: r for (d, m), r in best_runs.items() if d == dataset}
+        top_run = max(candidates.values(), key=lambda r: r.final, default=None)
+        for model, run in candidates.items():
+            confusion, classes = read_confusion(run)
+            if confusion:
+                path = figures / f"confusion-{_slug(dataset)}-{model}.png"
+                plots.confusion_heatmap(confusion, classes, path, f"{model} on {dataset} ({run.final:.2f}%)")
+                doc.image(path, f"{run.dir.name}: final test accuracy {run.final:.2f}%")
+        if top_run is not None:
+            confusion, classes = read_confusion(top_run)
+            if confusion:
+                pairs = evaluate.most_confused_pairs(torch.tensor(confusion), classes, 5)
+                doc.text(
+                    f"Most confused pairs on {dataset} (best run, {top_run.dir.name}): {evaluate.format_pairs(pairs)}"
+                )
+
+    doc.heading("Speed and size")
+    rows = []
+    for dataset in datasets:
+        for model in models:
+            group = [r for r in runs if r.config.dataset == dataset and r.config.model == model and r.metrics]
+            if not group:
+                continue
+            epoch_times = [float(m["epoch_time_s"]) for r in group for m in r.metrics]
+            speeds = [float(m["train_images_per_s"]) for r in group for m in r.metrics]
+            s = group[0].summary
+            rows.append([dataset, model, f"{statistics.median(epoch_times):.1f}", f"{statistics.median(speeds):.0f}",
+                         f"{s.get('parameters', 0):,}", f"{s.get('flops_per_image', 0) / 1e6:.1f}"])  # fmt: skip
+    doc.table(
+        ["dataset", "model", "time per epoch (s, median)", "train images/s (median)", "parameters", "MFLOPs/image"],
+        rows,
+    )
+    devices = sorted({f"{r.summary.get('device')} ({r.summary.get('precision')})" for r in runs})
+    versions = sorted({", ".join(f"{k} {v}" for k, v in r.summary.get("versions", {}).items()) for r in runs})
+    doc.text("Devices: " + "; ".join(devices) + ". Versions: " + "; ".join(versions) + ".")
+    sizes = sorted(
+        {(r.summary.get("train_images"), r.summary.get("test_images"), r.config.epochs) for r in runs}, key=str
+    )
+    doc.text(
+        "Train / test images and epochs per run: " + "; ".join(f"{a} / {b}, {e} epochs" for a, b, e in sizes) + "."
+    )
+
+    doc.heading("Diverged, unfinished and missing runs")
+    problems = [[r.dir.name, r.status, r.summary.get("epochs_completed", 0)] for r in runs if r.status != "finished"]
+    problems += [[m["name"], "missing (not started)", 0] for m in missing]
+    if problems:
+        doc.table(["run", "status", "epochs completed"], problems)
+    else:
+        doc.text("None: every planned run finished.")
+
+    md_path, html_path = out / "report.md", out / "report.html"
+    atomic.write_text(md_path, doc.markdown(out))
+    atomic.write_text(html_path, doc.html("deepernets report"))
+    return md_path, html_path
+
+
+def _slug(text: str) -> str:
+    return text.replace("folder:", "").rstrip("/").split("/")[-1]
+
+
+def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:
+    path = run.dir.path / "confusion.csv"
+    if not path.exists():
+        return [], []
+    with path.open() as f:
+        rows = list(csv.reader(f))
+    return [[int(v) for v in row[1:]] for row in rows[1:]], rows[0][1:]
+
+
+def curves_figure(runs: list[Run], path: Path, title: str) -> None:
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for run in sorted(runs, key=lambda r: (r.config.optimizer, r.policy)):
+        epochs = [int(m["epoch"]) for m in run.metrics]
+        label = f"{run.config.optimizer}, {run.policy}"
+        ax_acc.plot(epochs, [float(m["val_acc"]) for m in run.metrics], marker=".", label=label)
+        ax_loss.plot(epochs, [float(m["train_loss"]) for m in run.metrics], marker=".", label=label)
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss", yscale="log")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7)
+    fig.suptitle(title)
+    plots.save_figure(fig, path)
+
+
+def schedules_figure(runs: list[Run], path: Path) -> bool:
+    """The LR at every step as each run's schedule computed it (plateau runs: the per-epoch LR they logged)."""
+    optimizer = next((r.config.optimizer for r in runs), None)
+    chosen = [r for r in runs if r.config.optimizer == optimizer and r.metrics and r.summary.get("train_images")]
+    if not chosen:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    seen = set()
+    for run in sorted(chosen, key=lambda r: (r.policy, r.config.model)):
+        key = (run.policy, run.config.model)
+        if key in seen:
+            continue
+        seen.add(key)
+        steps = max(1, run.summary["train_images"] // run.config.batch_size)
+        if run.config.schedule == "plateau":
+            lrs = [float(m["lr"]) for m in run.metrics for _ in range(steps)]
+        else:
+            schedule = Schedule(run.config, float(run.config.lr), steps)
+            lrs = [schedule.lr(i) for i in range(run.config.epochs * steps)]
+        ax.plot([i / steps for i in range(len(lrs))], lrs, label=f"{run.config.model}, {run.policy}")
+    ax.set(xlabel="epoch", ylabel="learning rate", yscale="log", title=f"LR schedules ({optimizer})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    plots.save_figure(fig, path)
+    return True

@@ -1,0 +1,145 @@
+"""Studies on real MNIST subsets: the report matches the runs, and restarts and parallel workers run each run once."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from deepernets import study
+from deepernets.errors import UserError
+
+GRID = """
+name: {name}
+base: {{epochs: 2, batch_size: 64, subset: 1024, test_subset: 500, data_dir: {data}}}
+axes:
+  dataset: [mnist]
+  model: {models}
+  policy: [lr0.01, scheduler]
+policies:
+  lr0.01: {{lr: 0.01, schedule: constant}}
+  scheduler: {{lr: auto, schedule: onecycle}}
+lr_finder_steps: 30
+seeds: {seeds}
+"""
+
+
+def write_grid(tmp_path: Path, data_dir: Path, name: str = "g", models: str = "[resnet20]", seeds: int = 1) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(GRID.format(name=name, data=data_dir, models=models, seeds=seeds))
+    return path
+
+
+def starts(run: Path) -> int:
+    return sum(1 for line in (run / "log.txt").read_text().splitlines() if line.startswith("run "))
+
+
+def test_grid_expansion_and_presets(tmp_path):
+    assert {"seed", "seed-quick", "main"} <= set(study.preset_names())
+    grid = study.load_grid("seed")
+    planned = study.expand(grid, tmp_path, {}, seeds=2)
+    assert len(planned) == 2 * 4 * 2 * 3 * 2
+    assert len({p.name for p in planned}) == len(planned)
+    first = planned[0].config
+    assert (first.batch_size, first.epochs, first.momentum, first.weight_decay) == (128, 50, 0.9, 5e-4)
+    scheduler = [p for p in planned if p.cell["policy"] == "scheduler"]
+    assert all(p.config.lr == "auto" and p.config.schedule == "onecycle" for p in scheduler)
+    quick = study.expand(grid, tmp_path, {"epochs": 1, "subset": 100})
+    assert all(p.config.epochs == 1 and p.config.subset == 100 for p in quick)
+    assert study.parse_shard("1/3") == (1, 3)
+    with pytest.raises(UserError):
+        study.parse_shard("3/3")
+
+
+def test_bad_grid_axis(tmp_path):
+    (tmp_path / "bad.yaml").write_text("name: bad\naxes: {colour: [red]}\n")
+    with pytest.raises(UserError, match="axis 'colour'"):
+        study.load_grid(str(tmp_path / "bad.yaml"))
+
+
+def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
+    grid = write_grid(tmp_path, data_dir, models="[resnet20, vgg11_bn]")
+    result = run_cli("study", str(grid), "--out", "st", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\[\d/4\] .* \| elapsed .* \| left ", result.stdout)
+    report = run_cli("report", "st", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    md = (tmp_path / "st/report.md").read_text()
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in md.splitlines()
+        if line.startswith(("| resnet20", "| vgg11_bn"))
+    }
+    for model in ("resnet20", "vgg11_bn"):
+        for policy in ("lr0.01", "scheduler"):
+            summary = json.loads((tmp_path / f"st/mnist-{model}-{policy}-s0/summary.json").read_text())
+            assert summary["status"] == "finished"
+            assert f"{summary['final_test_acc']:.2f} (n=1)" in rows[model]
+    finder = json.loads((tmp_path / "st/lr_finder/mnist-resnet20-sgd/result.json").read_text())
+    config = (tmp_path / "st/mnist-resnet20-scheduler-s0/config.yaml").read_text()
+    assert f"lr: {finder['suggested_lr']}" in config
+    for section in (
+        "Accuracy by model",
+        "Best policy per model",
+        "Training curves",
+        "LR finder",
+        "LR schedules used",
+        "Confusion matrices",
+        "Most confused pairs",
+        "Speed and size",
+        "Diverged, unfinished and missing",
+    ):
+        assert section in md, section  # fmt: skip
+    assert "99.37" in md  # the study's published MNIST ResNet20 figure stands beside ours
+    html = (tmp_path / "st/report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6 and "<table>" in html
+
+
+def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
+    grid = write_grid(tmp_path, data_dir, seeds=2)
+    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", "st"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = tmp_path / "st/mnist-resnet20-lr0.01-s0"
+    second = tmp_path / "st/mnist-resnet20-lr0.01-s1"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (second / "log.txt").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((first / "summary.json").read_text())["status"] == "finished"
+    finished_log = (first / "log.txt").read_text()
+
+    again = run_cli("study", str(grid), "--out", "st", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "1 already done" in again.stdout
+    assert (first / "log.txt").read_text() == finished_log
+    runs = [p for p in (tmp_path / "st").iterdir() if (p / "config.yaml").exists()]
+    assert len(runs) == 4
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "finished" and summary["epochs_completed"] == 2
+        assert len((run / "metrics.csv").read_text().splitlines()) == 3
+        assert starts(run) == (2 if run == second else 1)  # the killed run started once more, the rest once
+
+
+def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir):
+    grid = write_grid(tmp_path, data_dir, seeds=2)
+    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", "st"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two workers share the cores instead of fighting over them
+    workers = [
+        subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    runs = [p for p in (tmp_path / "st").iterdir() if (p / "config.yaml").exists()]
+    assert len(runs) == 4
+    for run in runs:
+        assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+        assert starts(run) == 1, run.name
