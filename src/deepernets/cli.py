@@ -33,6 +33,7 @@ def lr_value(text: str) -> float | str:
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """Flags for every RunConfig setting; each defaults to None so only the given ones override."""
     p.add_argument("--config", help="YAML file of settings (a run's config.yaml reproduces that run)")
+    p.add_argument("--preset", help="named settings applied over --config, under the flags (fast)")
     p.add_argument("--model", help=f"one of: {', '.join(models.names())}")
     p.add_argument("--head", choices=["compact", "classic"], help="VGG classifier: 512-512 or the study's 4096-4096")
     p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut: A zero-padding, B projection")
@@ -64,9 +65,21 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", help="where run folders go (default runs)")
 
 
+def run_preset_path(name: str) -> Path:
+    from importlib import resources
+
+    folder = resources.files("deepernets.presets") / "runs"
+    names = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    if name not in names:
+        raise UserError(f"unknown training preset '{name}'; choose one of: {', '.join(names)}")
+    return Path(str(folder / f"{name}.yaml"))
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     values: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    config = RunConfig.from_dict(values, args.config or "defaults")
+    if getattr(args, "preset", None):
+        values.update(load_yaml(run_preset_path(args.preset)))
+    config = RunConfig.from_dict(values, args.config or args.preset or "defaults")
     changes = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(RunConfig)
@@ -221,6 +234,16 @@ def dry_run(grid, study_dir: Path, overrides: dict, seeds: int | None, shard: tu
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from deepernets import atomic, bench
+
+    result = bench.throughput(args.models, args.batch_size, args.steps, args.repeats, args.device)
+    if args.out:
+        atomic.write_json(args.out, result)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from deepernets import report
 
@@ -278,6 +301,15 @@ def build_parser() -> Parser:
     p.add_argument("runs_dirs", nargs="+", help="folders holding run directories; several are merged")
     p.add_argument("--out", help="where to write the report (default: the first folder)")
     p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("bench", help="training images/s: our path against the classic PIL pipeline, and GEMM")
+    p.add_argument("--models", nargs="+", default=["resnet20", "resnet44", "vgg13_bn", "vgg16_bn"])
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (after 3 warm-up steps)")
+    p.add_argument("--repeats", type=int, default=2, help="A B A B alternations; medians are reported")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.set_defaults(handler=cmd_bench)
 
     p = sub.add_parser("models", help="list models with parameter counts and FLOPs")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'resnet*'")

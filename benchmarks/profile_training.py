@@ -1,0 +1,69 @@
+"""Where a training step's time goes: torch.profiler's top operators for our path, per model.
+
+python benchmarks/profile_training.py      # writes benchmarks/results/profile-<device>.json
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from deepernets import atomic, bench, models
+from deepernets.config import RunConfig
+from deepernets.data import Batches
+from deepernets.train.device import device_description, resolve_device, resolve_precision
+from deepernets.train.optimizers import build_optimizer
+from deepernets.train.step import train_step
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def profile_model(name: str, device: torch.device, steps: int, top: int) -> dict:
+    precision = resolve_precision("auto", device)
+    model = models.build(name).to(device, memory_format=precision.memory_format).train()
+    optimizer = build_optimizer(model, RunConfig(), 0.01)
+    images, labels = bench.synthetic_cifar(128 * (steps + 2))
+    stream = Batches(images, labels, 128, mean=bench.CIFAR_MEAN, std=bench.CIFAR_STD, augment="crop-flip",
+                     train=True, device=device, channels_last=precision.channels_last).forever()  # fmt: skip
+    for _ in range(2):
+        train_step(model, optimizer, *next(stream), precision)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            train_step(model, optimizer, *next(stream), precision)[0].item()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return {
+        "precision": precision.name,
+        "steps": steps,
+        "total_self_cpu_ms": round(total / 1e3, 1),
+        "top_ops": [
+            {
+                "op": e.key,
+                "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 1),
+                "share": round(e.self_cpu_time_total / total, 3),
+                "calls": e.count,
+            }  # fmt: skip
+            for e in events[:top]
+        ],
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", nargs="+", default=["resnet20", "vgg16_bn"])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    result = {"benchmark": "profile", "device": device_description(device), "versions": bench.versions(),
+              "models": {name: profile_model(name, device, args.steps, args.top) for name in args.models}}  # fmt: skip
+    for name, entry in result["models"].items():
+        print(f"{name} ({entry['precision']}, {entry['steps']} steps, {entry['total_self_cpu_ms']} ms self CPU):")
+        for op in entry["top_ops"]:
+            print(f"  {op['share']:6.1%} {op['self_cpu_ms']:9.1f} ms  {op['calls']:5}×  {op['op']}")
+    out = RESULTS / f"profile-{'cuda' if device.type == 'cuda' else 'cpu'}.json"
+    atomic.write_json(out, result)
+    print(f"wrote {out}")

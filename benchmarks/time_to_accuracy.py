@@ -1,0 +1,72 @@
+"""Wall time to a target test accuracy with the `fast` preset and an epoch budget fixed in advance.
+
+The whole run is timed end to end (start-up, data loading, training and every epoch's evaluation). The target
+counts as reached only if the final epoch's test accuracy meets it: no early stop picked by the test set.
+The first epoch at or above the target is also recorded, labelled as such.
+
+    python benchmarks/time_to_accuracy.py mnist      # resnet20 to 99.5% in 3 epochs
+    python benchmarks/time_to_accuracy.py cifar10    # resnet20 to 91.25% in 50 epochs
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from deepernets import atomic, bench
+
+RESULTS = Path(__file__).parent / "results"
+TASKS = {
+    # dataset: (model, target %, epochs fixed in advance)
+    "mnist": ("resnet20", 99.5, 3),
+    "cifar10": ("resnet20", 91.25, 50),
+}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset", choices=sorted(TASKS))
+    parser.add_argument("--epochs", type=int, help="override the fixed budget (then the result is not the benchmark's)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    model, target, epochs = TASKS[args.dataset]
+    epochs = args.epochs or epochs
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "deepernets", "train", "--preset", "fast", "--model", model,
+                   "--dataset", args.dataset, "--epochs", str(epochs), "--device", args.device,
+                   "--runs-dir", tmp, "--name", "tta"]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, check=True)
+        wall = time.perf_counter() - started
+        summary = json.loads((Path(tmp) / "tta" / "summary.json").read_text())
+        metrics = (Path(tmp) / "tta" / "metrics.csv").read_text().splitlines()[1:]
+    accuracies = [float(row.split(",")[5]) for row in metrics]
+    first = next((i + 1 for i, a in enumerate(accuracies) if a >= target), None)
+    result = {
+        "benchmark": "time_to_accuracy",
+        "device": summary["device"],
+        "versions": bench.versions(),
+        "settings": {
+            "model": model,
+            "dataset": args.dataset,
+            "preset": "fast",
+            "epochs": epochs,
+            "target": target,
+            "precision": summary["precision"],
+            "batch_size": summary["batch_size"],
+        },  # fmt: skip
+        "final_test_acc": summary["final_test_acc"],
+        "reached": summary["final_test_acc"] >= target,
+        "wall_time_s": round(wall, 1),
+        "train_and_eval_time_s": summary["wall_time_s"],
+        "first_epoch_at_target (not used to stop)": first,
+        "test_acc_per_epoch": accuracies,
+        "train_images_per_s_median": summary["train_images_per_s"],
+    }
+    out = RESULTS / f"time_to_accuracy-{args.dataset}-{'cpu' if 'CPU' in summary['device'] else 'cuda'}.json"
+    atomic.write_json(out, result)
+    verdict = "reached" if result["reached"] else "NOT reached"
+    print(f"{model} on {args.dataset}: final {summary['final_test_acc']:.2f}% ({verdict} {target}%) in {wall:.0f} s")
+    print(f"wrote {out}")
