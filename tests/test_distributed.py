@@ -52,7 +52,7 @@ def test_torchrun_training_writes_once_and_resumes_in_one_process(tmp_path, data
     assert summary["world_size"] == 2 and summary["train_images"] == 4096
     log = (run / "log.txt").read_text().splitlines()
     assert sum(line.startswith("Epoch: 01") for line in log) == 1, "only rank 0 writes"
-    assert sorted(p.name for p in run.iterdir()) == [
+    assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == [
         "checkpoints",
         "config.yaml",
         "log.txt",

@@ -81,7 +81,8 @@ def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
             summary = json.loads((tmp_path / f"st/mnist-{model}-{policy}-s0/summary.json").read_text())
             assert summary["status"] == "finished"
             assert f"{summary['final_test_acc']:.2f} (n=1)" in rows[model]
-    finder = json.loads((tmp_path / "st/lr_finder/mnist-resnet20-sgd/result.json").read_text())
+    [finder_path] = (tmp_path / "st/lr_finder").glob("mnist-resnet20-sgd-*/result.json")
+    finder = json.loads(finder_path.read_text())
     config = (tmp_path / "st/mnist-resnet20-scheduler-s0/config.yaml").read_text()
     assert f"lr: {finder['suggested_lr']}" in config
     for section in (

@@ -18,18 +18,24 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        _fsync(tmp)  # the new content is on disk before the rename makes it the file
         os.replace(tmp, path)
+        _fsync(path.parent)  # and the rename itself survives a crash
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_text(path: str | Path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_bytes(path: str | Path, data: bytes) -> None:
-    write_atomic(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_json(path: str | Path, obj: Any) -> None:

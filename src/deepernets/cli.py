@@ -3,10 +3,11 @@
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from deepernets import models
+from deepernets import data, models
 from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, RunConfig, load_yaml
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir
@@ -28,6 +29,19 @@ def lr_value(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number or 'auto', got '{text}'") from None
+
+
+def positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {kind.__name__}, got '{text}'") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -126,7 +140,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     world = distributed.World(device=distributed.resolve_device(config.device))
     precision = resolve_precision(config.precision, world.device)
     parts = build_parts(config, world, precision)
-    out = Path(args.out or Path(config.runs_dir) / f"lr-find-{config.model}-{Path(config.dataset).name}")
+    out = Path(args.out or Path(config.runs_dir) / f"lr-find-{config.model}-{data.dataset_slug(config.dataset)}")
     result = find_lr(
         parts.model,
         config,
@@ -264,22 +278,22 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix of a run")
     p.add_argument("run_dir")
-    p.add_argument("--top", type=int, default=5, help="how many most-confused pairs to show")
+    p.add_argument("--top", type=positive(int), default=5, help="how many most-confused pairs to show")
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("lr-find", help="LR range test: suggest a learning rate")
     add_run_options(p)
-    p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--end-lr", type=float, default=10.0)
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--start-lr", type=positive(float), default=1e-7)
+    p.add_argument("--end-lr", type=positive(float), default=10.0)
+    p.add_argument("--steps", type=positive(int), default=100)
     p.add_argument("--out", help="folder for lr_finder.csv and the plot (default runs/lr-find-MODEL-DATASET)")
     p.set_defaults(handler=cmd_lr_find)
 
     p = sub.add_parser("predict", help="top-3 classes of image files with a trained run")
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=3)
+    p.add_argument("--top", type=positive(int), default=3)
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=cmd_predict)
 
@@ -326,7 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as e:
-        print(f"deepernets: error: {e}", file=sys.stderr)
+        print(f"deepernets: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder that cannot be written, a full disk: the environment's problem, not a bug
+        print(f"deepernets: error: {' '.join(str(e).split())}; check the path and its permissions", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deepernets: interrupted; finished epochs are saved, continue with --resume", file=sys.stderr)

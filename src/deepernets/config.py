@@ -1,6 +1,8 @@
 """RunConfig: one object that fully describes a training run. The CLI, YAML files and the Python API build it."""
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,12 +69,18 @@ class RunConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1 or not 0 <= self.label_smoothing < 1:
             raise UserError("--weight-decay must be >= 0, and --momentum and --label-smoothing in [0, 1)")
+        if self.image_size < (32 if self.model.startswith("vgg") else 8):
+            raise UserError(f"--image-size {self.image_size} is too small for {self.model}: use at least 32")
+        if not all(0 < m < 1 for m in self.milestones) or self.gamma <= 0:
+            raise UserError("--milestones must be fractions of training between 0 and 1, and --gamma > 0")
+        if self.patience < 0 or not 0 <= self.warmup_epochs < self.epochs:
+            raise UserError("--patience must be >= 0 and --warmup-epochs in [0, epochs)")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise UserError(f"--device must be auto, cpu or cuda[:N], got '{self.device}'")
         return self
 
     def default_name(self) -> str:
-        dataset = self.dataset.replace("folder:", "").rstrip("/").split("/")[-1]
+        dataset = data.dataset_slug(self.dataset)
         return f"{self.model}-{dataset}-{self.optimizer}-lr{self.lr}-{self.schedule}-e{self.epochs}-s{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,16 +88,47 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "RunConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        """Build from plain values (YAML), converting each to its setting's type: YAML reads 5e-4 as a string."""
+        hints = typing.get_type_hints(cls)
+        unknown = sorted(set(values) - set(hints))
         if unknown:
             raise UserError(
-                f"{source}: unknown setting(s) {', '.join(unknown)}; valid ones: {', '.join(sorted(known))}"
+                f"{source}: unknown setting(s) {', '.join(unknown)}; valid ones: {', '.join(sorted(hints))}"
             )
-        return cls(**values)
+        return cls(**{name: _coerce(source, name, value, hints[name]) for name, value in values.items()})
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _coerce(source: str, name: str, value: Any, hint: Any) -> Any:
+    options = typing.get_args(hint) if typing.get_origin(hint) in (types.UnionType, typing.Union) else (hint,)
+    for option in options:
+        try:
+            return _convert(value, option)
+        except (TypeError, ValueError):
+            continue
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise UserError(f"{source}: setting {name} must be {wanted}, got {value!r}")
+
+
+def _convert(value: Any, option: Any) -> Any:
+    """The value as `option`, or TypeError/ValueError; bools are never taken for numbers."""
+    if option is type(None) and value is None:
+        return None
+    if isinstance(value, bool) != (option is bool):
+        raise TypeError
+    if option in (bool, str):
+        if not isinstance(value, option):
+            raise TypeError
+        return value
+    if option in (int, float):
+        return option(str(value) if option is int else value)
+    if typing.get_origin(option) is list:
+        return [float(v) for v in value]
+    if typing.get_origin(option) is dict:
+        return dict(value or {})
+    raise TypeError
 
 
 def _choice(what: str, value: str, allowed: tuple[str, ...]) -> None:

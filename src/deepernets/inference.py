@@ -22,6 +22,7 @@ class LoadedRun:
     model: nn.Module
     data: dict[str, Any]  # classes, mean, std, in_channels, image_size
     precision: Precision
+    device: torch.device
 
     def batches(self, images: torch.Tensor, labels: torch.Tensor) -> data.Batches:
         return data.Batches(
@@ -30,7 +31,7 @@ class LoadedRun:
             256,
             mean=tuple(self.data["mean"]),
             std=tuple(self.data["std"]),
-            device=self.precision.device_type,
+            device=self.device,
             size=self.data["image_size"],
             channels_last=self.precision.channels_last,
         )
@@ -47,7 +48,7 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     precision = resolve_precision("auto" if config.precision == "fp16" else config.precision, target)
     model = models.build(config.model, info["in_channels"], len(info["classes"]), **config.model_options)
     model.load_state_dict(state["model"])
-    return LoadedRun(run, model.to(target, memory_format=precision.memory_format).eval(), info, precision)
+    return LoadedRun(run, model.to(target, memory_format=precision.memory_format).eval(), info, precision, target)
 
 
 def evaluate_run(loaded: LoadedRun) -> tuple[evaluate.Evaluation, torch.Tensor]:

@@ -18,6 +18,7 @@ import torch
 
 from deepernets import atomic, evaluate, plots
 from deepernets.config import RunConfig
+from deepernets.data import dataset_slug
 from deepernets.errors import UserError
 from deepernets.plots import plt
 from deepernets.rundir import RunDir
@@ -63,6 +64,7 @@ class Run:
     metrics: list[dict[str, str]]
     policy: str
     study_dir: Path | None
+    variant: str  # the settings besides dataset, model, optimizer, policy and seed, as words
 
     @property
     def status(self) -> str:
@@ -155,7 +157,30 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def policy_of(config: RunConfig) -> str:
-    return f"lr{config.lr}" if config.schedule == "constant" else config.schedule
+    return f"lr{config.lr}" if config.schedule == "constant" else f"{config.schedule} lr{config.lr:.3g}"
+
+
+def variant_of(config: RunConfig) -> str:
+    """What else sets runs apart; only runs of one variant are averaged together."""
+    images = "all images" if config.subset is None else f"{config.subset} train images"
+    if config.test_subset is not None:
+        images += f", {config.test_subset} test images"
+    words = [f"{config.epochs} epochs", images, f"batch {config.batch_size}"]
+    rest = {k: v for k, v in config.to_dict().items() if k in VARIANT_DETAILS and v != DEFAULTS[k]}
+    words += [f"{k} {v}" for k, v in rest.items()]
+    return ", ".join(words)
+
+
+DEFAULTS = RunConfig().to_dict()
+VARIANT_DETAILS = (
+    "model_options",
+    "image_size",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "label_smoothing",
+    "precision",
+)
 
 
 def find_runs(folders: list[Path]) -> tuple[list[Run], list[dict[str, Any]]]:
@@ -183,18 +208,21 @@ def find_runs(folders: list[Path]) -> tuple[list[Run], list[dict[str, Any]]]:
                     metrics=run_dir.read_metrics(),
                     policy=study["cell"].get("policy", policy_of(config)) if study else policy_of(config),
                     study_dir=study["study_dir"] if study else None,
+                    variant=variant_of(config),
                 )
             )
     missing = [p for p in planned if p["dir"].resolve() not in seen]
     return runs, missing
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], diverged: int = 0) -> str:
+    """mean ± std (n) of final accuracies; runs that diverged are counted beside n, not averaged in."""
+    note = f", {diverged} diverged" if diverged else ""
     if not values:
-        return "—"
+        return f"diverged (n=0{note})" if diverged else "—"
     if len(values) == 1:
-        return f"{values[0]:.2f} (n=1)"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)})"
+        return f"{values[0]:.2f} (n=1{note})"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)}{note})"
 
 
 def _base_model(name: str) -> str:
@@ -216,65 +244,77 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
 
     by_cell: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
-        by_cell[(run.config.dataset, run.config.model, run.config.optimizer, run.policy)].append(run)
+        by_cell[(run.config.dataset, run.config.model, run.config.optimizer, run.policy, run.variant)].append(run)
+    variants = list(dict.fromkeys(r.variant for r in runs))
     datasets = list(dict.fromkeys(r.config.dataset for r in runs))
     models = list(dict.fromkeys(r.config.model for r in runs))
     optimizers = list(dict.fromkeys(r.config.optimizer for r in runs))
     policies = list(dict.fromkeys(r.policy for r in runs))
 
-    def finals(dataset: str, model: str, optimizer: str, policy: str) -> list[float]:
-        return [r.final for r in by_cell.get((dataset, model, optimizer, policy), []) if r.final is not None]
+    def finals(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> list[float]:
+        return [r.final for r in by_cell.get((dataset, model, optimizer, policy, variant), []) if r.final is not None]
+
+    def cell(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> str:
+        group = by_cell.get((dataset, model, optimizer, policy, variant), [])
+        diverged = sum(r.status == "diverged" for r in group)
+        return mean_std(finals(dataset, model, optimizer, policy, variant), diverged)
 
     doc.heading("Accuracy by model and learning-rate policy")
-    for dataset in datasets:
-        for optimizer in optimizers:
-            rows = []
-            for model in models:
-                cells = [mean_std(finals(dataset, model, optimizer, p)) for p in policies]
-                if all(c == "—" for c in cells):
-                    continue
-                study = STUDY.get(dataset, {}).get(_base_model(model), {})
-                published = " / ".join(f"{study[p]:.2f}" if p in study else "—" for p in policies) if study else "—"
-                ref = REFERENCES.get(dataset, {}).get(model)
-                rows.append([model, *cells, published, f"{ref[0]:.2f} ({ref[1]})" if ref else "—"])
-            if rows:
-                doc.heading(f"{dataset}, {optimizer}", 3)
-                doc.table(["model", *policies, "study (published, " + " / ".join(policies) + ")", "reference"], rows)
+    for variant in variants:
+        for dataset in datasets:
+            for optimizer in optimizers:
+                rows = []
+                for model in models:
+                    cells = [cell(dataset, model, optimizer, p, variant) for p in policies]
+                    if all(c == "—" for c in cells):
+                        continue
+                    study = STUDY.get(dataset, {}).get(_base_model(model), {})
+                    published = " / ".join(f"{study[p]:.2f}" if p in study else "—" for p in policies) if study else "—"
+                    ref = REFERENCES.get(dataset, {}).get(model)
+                    rows.append([model, *cells, published, f"{ref[0]:.2f} ({ref[1]})" if ref else "—"])
+                if rows:
+                    doc.heading(f"{dataset}, {optimizer} ({variant})", 3)
+                    study_header = "study (published, " + " / ".join(policies) + ")"
+                    doc.table(["model", *policies, study_header, "reference"], rows)
     doc.text(
-        f"Study numbers: {STUDY_SOURCE}; they used SGD. Reference numbers: He et al. 2016, 'Deep Residual "
-        "Learning for Image Recognition' (CIFAR-10 Table 6), and chenyaofo/pytorch-cifar-models (VGG-BN, "
-        "512-512 head). A reference is a full 160–300-epoch training; compare runs of the same length."
+        f"Study numbers: {STUDY_SOURCE}; they used SGD, 50 epochs on all images. Reference numbers: He et al. 2016, "
+        "'Deep Residual Learning for Image Recognition' (CIFAR-10 Table 6), and chenyaofo/pytorch-cifar-models "
+        "(VGG-BN, 512-512 head), each a full 160–300-epoch training: compare runs of the same length."
     )
 
     if len(optimizers) > 1:
         doc.heading("Optimizers compared")
         rows = []
-        for dataset in datasets:
-            for model in models:
-                for policy in policies:
-                    cells = [mean_std(finals(dataset, model, o, policy)) for o in optimizers]
-                    if any(c != "—" for c in cells):
-                        rows.append([dataset, model, policy, *cells])
-        doc.table(["dataset", "model", "policy", *optimizers], rows)
+        for variant in variants:
+            for dataset in datasets:
+                for model in models:
+                    for policy in policies:
+                        cells = [cell(dataset, model, o, policy, variant) for o in optimizers]
+                        if any(c != "—" for c in cells):
+                            rows.append([dataset, model, policy, *cells] + ([variant] if len(variants) > 1 else []))
+        doc.table(["dataset", "model", "policy", *optimizers] + (["settings"] if len(variants) > 1 else []), rows)
 
     doc.heading("Best policy per model")
-    best_runs: dict[tuple[str, str], Run] = {}
+    best_runs: dict[tuple[str, str, str], Run] = {}
     rows = []
-    for dataset in datasets:
-        for model in models:
-            options = [
-                (statistics.mean(v), o, p) for o in optimizers for p in policies if (v := finals(dataset, model, o, p))
-            ]
-            if not options:
-                continue
-            acc, optimizer, policy = max(options)
-            cell_runs = [r for r in by_cell[(dataset, model, optimizer, policy)] if r.final is not None]
-            best_runs[(dataset, model)] = max(cell_runs, key=lambda r: r.final)
-            study = STUDY.get(dataset, {}).get(_base_model(model), {})
-            rows.append(
-                [dataset, model, f"{optimizer}, {policy}", f"{acc:.2f}", f"{max(study.values()):.2f}" if study else "—"]
-            )
-    doc.table(["dataset", "model", "best optimizer, policy", "final test acc (mean)", "study's best"], rows)
+    for variant in variants:
+        for dataset in datasets:
+            for model in models:
+                options = [
+                    (statistics.mean(v), o, p)
+                    for o in optimizers
+                    for p in policies
+                    if (v := finals(dataset, model, o, p, variant))
+                ]
+                if not options:
+                    continue
+                acc, optimizer, policy = max(options)
+                cell_runs = [r for r in by_cell[(dataset, model, optimizer, policy, variant)] if r.final is not None]
+                best_runs[(dataset, model, variant)] = max(cell_runs, key=lambda r: r.final)
+                study = STUDY.get(dataset, {}).get(_base_model(model), {})
+                study_best = f"{max(study.values()):.2f}" if study else "—"
+                rows.append([dataset, model, f"{optimizer}, {policy}", f"{acc:.2f}", study_best, variant])
+    doc.table(["dataset", "model", "best optimizer, policy", "final test acc (mean)", "study's best", "settings"], rows)
 
     doc.heading("Training curves")
     first_seed = min(r.config.seed for r in runs) if runs else 0
@@ -286,7 +326,7 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                 if r.config.dataset == dataset and r.config.model == model and r.metrics and r.config.seed == first_seed
             ]
             if chosen:
-                path = figures / f"curves-{_slug(dataset)}-{model}.png"
+                path = figures / f"curves-{dataset_slug(dataset)}-{model}.png"
                 curves_figure(chosen, path, f"{model} on {dataset}")
                 doc.image(
                     path, f"{model} on {dataset}: test accuracy and training loss per epoch, by optimizer and policy"
@@ -310,18 +350,18 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
 
     doc.heading("LR schedules used")
     for dataset in datasets:
-        path = figures / f"schedules-{_slug(dataset)}.png"
+        path = figures / f"schedules-{dataset_slug(dataset)}.png"
         if schedules_figure([r for r in runs if r.config.dataset == dataset], path):
             doc.image(path, f"learning rate per step for each model and policy on {dataset} (first optimizer)")
 
     doc.heading("Confusion matrices of the best runs")
     for dataset in datasets:
-        candidates = {m: r for (d, m), r in best_runs.items() if d == dataset}
+        candidates = {(m, v): r for (d, m, v), r in best_runs.items() if d == dataset}
         top_run = max(candidates.values(), key=lambda r: r.final, default=None)
-        for model, run in candidates.items():
+        for (model, _), run in candidates.items():
             confusion, classes = read_confusion(run)
             if confusion:
-                path = figures / f"confusion-{_slug(dataset)}-{model}.png"
+                path = figures / f"confusion-{run.dir.name}.png"
                 plots.confusion_heatmap(confusion, classes, path, f"{model} on {dataset} ({run.final:.2f}%)")
                 doc.image(path, f"{run.dir.name}: final test accuracy {run.final:.2f}%")
         if top_run is not None:
@@ -370,10 +410,6 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     atomic.write_text(md_path, doc.markdown(out))
     atomic.write_text(html_path, doc.html("deepernets report"))
     return md_path, html_path
-
-
-def _slug(text: str) -> str:
-    return text.replace("folder:", "").rstrip("/").split("/")[-1]
 
 
 def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:

@@ -38,6 +38,7 @@ class RunDir:
     summary_path = property(lambda self: self.path / "summary.json")
     checkpoint_path = property(lambda self: self.path / "checkpoints" / "last.pt")
     log_path = property(lambda self: self.path / "log.txt")
+    lock_path = property(lambda self: self.path / ".lock")
     plots = property(lambda self: self.path / "plots")
 
     @property
@@ -64,7 +65,8 @@ class RunDir:
 
     def read_metrics(self) -> list[dict[str, str]]:
         try:
-            return list(csv.DictReader(self.metrics_path.open()))
+            with self.metrics_path.open() as f:
+                return list(csv.DictReader(f))
         except OSError:
             return []
 

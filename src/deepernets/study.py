@@ -8,6 +8,7 @@ under `lr_finder/`.
 """
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
@@ -20,10 +21,14 @@ from typing import Any
 
 from deepernets import atomic, locks
 from deepernets.config import RunConfig, load_yaml
+from deepernets.data import dataset_slug
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir
 
 DONE = ("finished", "diverged")
+# Settings that change what the LR range test sees; cells that share them share one test.
+LR_FINDER_SETTINGS = ("dataset", "model", "model_options", "optimizer", "batch_size", "subset", "image_size",
+                      "momentum", "nesterov", "weight_decay", "label_smoothing", "precision")  # fmt: skip
 LR_FINDER_STEPS = 100
 
 
@@ -63,6 +68,9 @@ def load_grid(name_or_path: str) -> Grid:
     if unknown:
         raise UserError(f"{path}: unknown grid key(s) {', '.join(unknown)}; valid ones: {', '.join(sorted(known))}")
     values.setdefault("name", path.stem)
+    for key in ("base", "axes", "policies"):
+        if not isinstance(values.get(key, {}), dict):
+            raise UserError(f"{path}: '{key}' must be a mapping")
     grid = Grid(**values)
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     for axis, values_ in grid.axes.items():
@@ -89,15 +97,15 @@ def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | 
             for axis, value in cell.items():
                 settings.update(grid.policies[value] if axis == "policy" else {axis: value})
             settings.update(overrides)
-            name = "-".join(_slug(v) for v in values) + f"-s{seed}"
+            name = "-".join(dataset_slug(str(v)) for v in values) + f"-s{seed}"
             settings.update(seed=seed, name=name, runs_dir=str(study_dir))
             config = RunConfig.from_dict(settings, f"grid {grid.name}").validate()
             planned.append(PlannedRun(name, {**cell, "seed": seed}, config))
+    names = [p.name for p in planned]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"grid {grid.name}: two cells are both named {duplicate}; make the axis values distinct")
     return planned
-
-
-def _slug(value: Any) -> str:
-    return str(value).replace("folder:", "").rstrip("/").split("/")[-1]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -119,7 +127,10 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
 
 
 def lr_finder_key(config: RunConfig) -> str:
-    return f"{_slug(config.dataset)}-{config.model}-{config.optimizer}"
+    """dataset-model-optimizer, plus a short hash of every other setting the range test depends on."""
+    settings = json.dumps({k: getattr(config, k) for k in LR_FINDER_SETTINGS}, sort_keys=True)
+    digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+    return f"{dataset_slug(config.dataset)}-{config.model}-{config.optimizer}-{digest}"
 
 
 def resolve_lr(config: RunConfig, study_dir: Path, steps: int, log: Callable[[str], None]) -> RunConfig:
@@ -158,35 +169,38 @@ def run_study(
     log: Callable[[str], None] = print,
 ) -> dict[str, int]:
     """Run this shard's share of the grid; return how many runs ended in each state."""
-    from deepernets.train.fit import train
+    from deepernets.train.fit import RunBusy, train
 
     planned = expand(grid, study_dir, overrides, seeds)
     write_manifest(grid, study_dir, planned)
     mine = planned[shard[0] :: shard[1]]
-    counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0}
+    counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0, "failed": 0}
     started, trained_time, trained = time.time(), 0.0, 0
     for i, run in enumerate(mine, 1):
         rundir = RunDir(study_dir / run.name)
-        with locks.try_lock(rundir.path / ".lock") as mine_now:
-            if not mine_now:
-                counts["busy"] += 1
-                log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
-                continue
-            status = (rundir.read_summary() or {}).get("status")
-            if status in DONE:
-                counts["skipped"] += 1
-                continue
-            left = (len(mine) - i + 1) * trained_time / trained if trained else math.nan
-            log(f"[{i}/{len(mine)}] {run.name} | elapsed {_duration(time.time() - started)} | left {_duration(left)}")
-            run_started = time.time()
-            config = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
-            summary = train(config, resume=True, log=log)
-            trained_time += time.time() - run_started
-            trained += 1
-            counts[summary.get("status", "finished")] += 1
+        if (rundir.read_summary() or {}).get("status") in DONE:
+            counts["skipped"] += 1
+            continue
+        left = (len(mine) - i + 1) * trained_time / trained if trained else math.nan
+        log(f"[{i}/{len(mine)}] {run.name} | elapsed {_duration(time.time() - started)} | left {_duration(left)}")
+        run_started = time.time()
+        try:
+            summary = train(resolve_lr(run.config, study_dir, grid.lr_finder_steps, log), resume=True, log=log)
+        except RunBusy:
+            counts["busy"] += 1
+            log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
+            continue
+        except UserError as e:  # one bad cell must not stop the others; it stays listed as unfinished
+            counts["failed"] += 1
+            log(f"[{i}/{len(mine)}] {run.name} failed: {e}")
+            continue
+        trained_time += time.time() - run_started
+        trained += 1
+        counts[summary.get("status", "finished")] += 1
     log(
-        f"study {grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['skipped']} already "
-        f"done, {counts['busy']} run by another worker; {_duration(time.time() - started)}; results in {study_dir}"
+        f"study {grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed, "
+        f"{counts['skipped']} already done, {counts['busy']} run by another worker; "
+        f"{_duration(time.time() - started)}; results in {study_dir}"
     )
     return counts
 

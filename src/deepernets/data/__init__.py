@@ -10,7 +10,7 @@ from deepernets.data import formats, sources
 from deepernets.data.batches import Batches
 from deepernets.errors import UserError
 
-__all__ = ["Batches", "Dataset", "load", "names", "locate"]
+__all__ = ["Batches", "Dataset", "dataset_slug", "load", "names"]
 
 FOLDER_PREFIX = "folder:"
 
@@ -25,7 +25,7 @@ class Dataset:
     classes: list[str]
     mean: tuple[float, ...]  # per channel, of the training split's pixels / 255
     std: tuple[float, ...]
-    augment: str  # "crop-flip" (CIFAR-like), "resize" (MNIST-like: 28 -> 32, no flip) or "none"
+    augment: str  # "crop-flip" (CIFAR-like) or "none" (MNIST-like: only resized from 28 to 32)
     location: str  # where the files were found
     verified: bool | None  # True: official MD5s matched; None: no official MD5 is known
 
@@ -51,9 +51,9 @@ def check_name(name: str) -> None:
         raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join(names())}")
 
 
-def locate(name: str, data_dir: str | Path | None) -> sources.Found | None:
-    check_name(name)
-    return sources.find(name, data_dir)
+def dataset_slug(name: str) -> str:
+    """A dataset's name fit for file names: `folder:~/pets/` becomes `pets`."""
+    return name.removeprefix(FOLDER_PREFIX).rstrip("/").split("/")[-1]
 
 
 def load(name: str, data_dir: str | Path | None = None, download: bool = True, image_size: int = 32) -> Dataset:
@@ -70,7 +70,7 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = True, i
         if found is None:
             raise UserError(f"dataset {name} downloaded but not found: {sources.expected_files(name, data_dir)}")
     (train_x, train_y, test_x, test_y, classes), verified = sources.load_arrays(name, found)
-    augment = "resize" if train_x.shape[-1] == 28 else "crop-flip"
+    augment = "none" if train_x.shape[-1] == 28 else "crop-flip"
     return _dataset(name, train_x, train_y, test_x, test_y, classes, augment, str(found.folder), verified)
 
 
@@ -127,6 +127,9 @@ def _folder_channels(train_dir: Path, classes: list[str]) -> int:
     for name in classes:
         for file in sorted((train_dir / name).iterdir()):
             if file.suffix.lower() in formats.IMAGE_SUFFIXES:
-                with Image.open(file) as img:
-                    return 1 if img.mode in ("1", "L", "I;16", "I") else 3
+                try:
+                    with Image.open(file) as img:
+                        return 1 if img.mode in ("1", "L", "I;16", "I") else 3
+                except OSError as e:
+                    raise UserError(f"cannot read image {file}: {e}; remove or replace it") from None
     return 3

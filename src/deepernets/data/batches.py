@@ -12,8 +12,9 @@ import torch.nn.functional as F
 CROP_PADDING = 4
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
+    """Random draws for one (seed, epoch, stream); stream 0 is the shuffle, 1 + rank each rank's augmentation."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_009 + stream)
 
 
 class Batches:
@@ -30,7 +31,7 @@ class Batches:
         *,
         mean: tuple[float, ...],
         std: tuple[float, ...],
-        augment: str = "none",
+        augment: str = "none",  # "crop-flip" or "none"; a size other than `size` is always resized
         train: bool = False,
         device: torch.device | str = "cpu",
         seed: int = 0,
@@ -66,12 +67,13 @@ class Batches:
         return perm[self.rank :: self.world][:per_rank]
 
     def __len__(self) -> int:
-        n = len(self.order())
-        return n // self.batch_size if self.train else -(-n // self.batch_size)
+        if self.train:
+            return (len(self.labels) // self.world) // self.batch_size
+        return -(-len(range(self.rank, len(self.labels), self.world)) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order().to(self.device)
-        generator = epoch_generator(self.seed + 1, self.epoch)  # augmentation draws, apart from the order's
+        generator = epoch_generator(self.seed, self.epoch, 1 + self.rank)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self.prepare(self.images[idx], generator), self.labels[idx]

@@ -147,8 +147,8 @@ def parse_cifar_python(
     return pixels.reshape(-1, 3, 32, 32), check_labels(path, labels, num_classes)
 
 
-def cifar_python_classes(path: Path, key: str) -> list[str]:
-    meta = unpickle_plain(path, read_bytes(path))
+def cifar_python_classes(path: Path, data: bytes, key: str) -> list[str]:
+    meta = unpickle_plain(path, data)
     return [n.decode() if isinstance(n, bytes) else str(n) for n in meta[key]]
 
 

@@ -83,7 +83,7 @@ def _cifar10_python(folder: Path, read: Callable[[str], bytes]) -> Arrays:
 
     train = [part(f"data_batch_{i}") for i in range(1, 6)]
     test_x, test_y = part("test_batch")
-    classes = formats.cifar_python_classes(folder / "batches.meta", "label_names")
+    classes = formats.cifar_python_classes(folder / "batches.meta", read("batches.meta"), "label_names")
     return (
         np.concatenate([x for x, _ in train]),
         np.concatenate([y for _, y in train]),
@@ -96,13 +96,14 @@ def _cifar10_python(folder: Path, read: Callable[[str], bytes]) -> Arrays:
 def _cifar100_python(folder: Path, read: Callable[[str], bytes]) -> Arrays:
     train_x, train_y = formats.parse_cifar_python(folder / "train", read("train"), 100, "fine_labels")
     test_x, test_y = formats.parse_cifar_python(folder / "test", read("test"), 100, "fine_labels")
-    return train_x, train_y, test_x, test_y, formats.cifar_python_classes(folder / "meta", "fine_label_names")
+    classes = formats.cifar_python_classes(folder / "meta", read("meta"), "fine_label_names")
+    return train_x, train_y, test_x, test_y, classes
 
 
 def _cifar100_binary(folder: Path, read: Callable[[str], bytes]) -> Arrays:
     train_x, train_y = formats.parse_cifar_binary(folder / "train.bin", read("train.bin"), 100, label_bytes=2)
     test_x, test_y = formats.parse_cifar_binary(folder / "test.bin", read("test.bin"), 100, label_bytes=2)
-    classes = (folder / "fine_label_names.txt").read_text().split()
+    classes = read("fine_label_names.txt").decode().split()
     return train_x, train_y, test_x, test_y, classes
 
 
@@ -270,8 +271,8 @@ def load_arrays(name: str, found: Found) -> tuple[Arrays, bool | None]:
                     [str(c) for c in z["classes"]],
                 )
                 return arrays, bool(z["verified"][0]) if z["verified"].size else None
-        except (OSError, ValueError, KeyError):
-            cached.unlink(missing_ok=True)  # a damaged cache entry is rebuilt from the real files
+        except Exception:  # noqa: BLE001  (any damage to a cache entry means: rebuild it from the real files)
+            cached.unlink(missing_ok=True)
     checks: list[bool | None] = []
 
     def read(file: str) -> bytes:

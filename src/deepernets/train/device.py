@@ -11,9 +11,16 @@ from deepernets.errors import UserError
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device must be auto, cpu or cuda[:N], got '{name}'") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda[:N], got '{name}'")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name} asked for, but no CUDA GPU is available: use --device cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices")
     return device
 
 

@@ -15,7 +15,7 @@ import torchvision
 from tqdm import tqdm
 
 import deepernets
-from deepernets import data, evaluate, models, plots
+from deepernets import data, evaluate, locks, models, plots
 from deepernets.atomic import write_text
 from deepernets.config import RunConfig
 from deepernets.errors import UserError
@@ -27,27 +27,46 @@ from deepernets.train.optimizers import build_optimizer, set_lr
 from deepernets.train.schedules import Schedule
 from deepernets.train.step import train_step
 
+DONE = ("finished", "diverged")  # end states: a resume leaves such a run as it is
 DIVERGENCE_CHECK_EVERY = 50  # steps between checks of the running loss (each check syncs with the device)
 SUBSET_SEED = 0  # subsets are drawn with a fixed seed so every run of a study sees the same images
+WHERE_SETTINGS = ("data_dir", "download", "device", "runs_dir")  # may change between a run and its resume
 
 
 def train(config: RunConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train one run into runs_dir/name and return its summary."""
+    """Train one run into runs_dir/name and return its summary.
+
+    The run folder is locked while it trains, so no two processes train the same run; ranks of one torchrun job
+    share rank 0's lock.
+    """
     config.validate()
     world = distributed.init(config.device)
+    run = RunDir(Path(config.runs_dir) / (config.name or config.default_name()))
     try:
-        return _train(config, resume, log, world)
+        if not world.is_main:
+            return _train(config, run, resume, log, world)
+        with locks.try_lock(run.lock_path) as locked:
+            if not locked:
+                raise RunBusy(
+                    f"run {run.path} is being trained by another process: wait for it, or pass another --name"
+                )
+            return _train(config, run, resume, log, world)
     finally:
         distributed.shutdown(world)
 
 
-def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: distributed.World) -> dict[str, Any]:
+class RunBusy(UserError):
+    """Another process holds the run's lock."""
+
+
+def _train(
+    config: RunConfig, run: RunDir, resume: bool, log: Callable[[str], None], world: distributed.World
+) -> dict[str, Any]:
     precision = resolve_precision(config.precision, world.device)
-    run = RunDir(Path(config.runs_dir) / (config.name or config.default_name()))
     config, state = open_run(run, config, resume)
     distributed.barrier(world)  # every rank has checked the run folder before rank 0 writes to it
-    if state is not None and state.get("status") == "finished":
-        log(f"{run.path} is already finished")
+    if state is not None and state.get("status") in DONE:
+        log(f"{run.path} has already {state['status']}")
         return run.read_summary() or {}
     if world.is_main:
         console = log
@@ -75,6 +94,8 @@ def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: d
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         history = list(state["history"])
         lr_finder_info = state.get("lr_finder")
         log(f"resuming {run.path} after epoch {len(history)}")
@@ -128,6 +149,11 @@ def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: d
         distributed.sync_buffers(model, world)  # every rank evaluates with rank 0's batch-norm statistics
         last_eval = evaluate.evaluate(model, test_batches, precision)
         val_loss, val_acc = reduce_eval(last_eval, world)
+        if not math.isfinite(val_loss):  # the last step broke the weights: do not save them over the good ones
+            status = "diverged"
+            log(f"Epoch: {epoch + 1:02} | the test loss is NaN or infinite: the run diverged; "
+                f"the checkpoint after epoch {epoch} is kept")  # fmt: skip
+            break
         schedule.end_epoch(val_loss)
         epoch_time = time.perf_counter() - started
         row = {
@@ -143,18 +169,18 @@ def _train(config: RunConfig, resume: bool, log: Callable[[str], None], world: d
         }
         history.append(row)
         if world.is_main:
-            save_progress(run, model, optimizer, schedule, history, config, dataset, info, lr_finder_info)
+            save_progress(run, model, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info)
             for line in epoch_lines(row):
                 log(line)
 
     if world.is_main:
-        summary = summarize(config, history, status, info)
-        run.write_summary(summary)
         if status == "finished":
             if world.distributed or last_eval is None:
                 last_eval = evaluate.evaluate(model, parts.whole_test_set(), precision)
             write_evaluation(run, last_eval, dataset.classes)
         write_plots(run, history, schedule, len(train_batches), config)
+        summary = summarize(config, history, status, info)
+        run.write_summary(summary)  # last: a run is only marked finished once everything is written
         log(final_line(summary, run))
         return summary
     return {}
@@ -218,15 +244,16 @@ def open_run(run: RunDir, config: RunConfig, resume: bool) -> tuple[RunConfig, d
     saved = run.read_config()
     if config.lr == "auto":
         config = config.replace(lr=saved.lr)
-    differences = [k for k, v in config.to_dict().items() if saved.to_dict()[k] != v]
+    differences = [k for k, v in config.to_dict().items() if saved.to_dict()[k] != v and k not in WHERE_SETTINGS]
     if differences:
         raise UserError(
             f"--resume: settings differ from {run.config_path} in {', '.join(differences)}; "
             "resume with the saved settings (--config) or pass --name to start another run"
         )
-    summary = run.read_summary() or {}
-    if summary.get("status") == "finished":
-        return saved, {"status": "finished"}
+    saved = saved.replace(**{k: getattr(config, k) for k in WHERE_SETTINGS})
+    status = (run.read_summary() or {}).get("status")
+    if status in DONE:
+        return saved, {"status": status}
     if not run.checkpoint_path.exists():
         return saved, None
     return saved, checkpoint.load(run.checkpoint_path)
@@ -255,7 +282,7 @@ def train_epoch(
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
     correct = torch.zeros((), dtype=torch.int64, device=batches.device)
-    seen, step, lr = 0, epoch * len(batches), schedule.lr(epoch * len(batches))
+    seen, step, lr = 0, epoch * len(batches), 0.0
     bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not (sys.stderr.isatty() and world.is_main))
     for i, (x, y) in enumerate(bar):
         lr = schedule.lr(step)
@@ -265,20 +292,26 @@ def train_epoch(
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
         step += 1
-        if (i + 1) % DIVERGENCE_CHECK_EVERY == 0 and not math.isfinite(loss_sum.item()):
+        if (i + 1) % DIVERGENCE_CHECK_EVERY == 0 and diverged(loss_sum, world):
             return None
+    if diverged(loss_sum, world):
+        return None
     totals = all_reduce(
         torch.stack([loss_sum, correct.double(), torch.tensor(seen, dtype=torch.float64, device=batches.device)]),
         world,
     )
-    if not math.isfinite(totals[0].item()):
-        return None
     return {
         "loss": totals[0].item() / totals[2].item(),
         "acc": 100 * totals[1].item() / totals[2].item(),
         "images": totals[2].item(),
         "lr": lr,
     }
+
+
+def diverged(loss_sum: torch.Tensor, world: distributed.World) -> bool:
+    """True on every rank as soon as any rank's running loss is NaN or infinite, so all ranks stop together."""
+    bad = (~torch.isfinite(loss_sum)).to(torch.float64).reshape(1)
+    return all_reduce(bad, world).item() > 0
 
 
 def all_reduce(tensor: torch.Tensor, world: distributed.World) -> torch.Tensor:
@@ -333,7 +366,7 @@ def find_lr(
     }
 
 
-def save_progress(run, model, optimizer, schedule, history, config, dataset, info, lr_finder_info) -> None:  # noqa: ANN001
+def save_progress(run, model, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info) -> None:  # noqa: ANN001
     checkpoint.save(
         run.checkpoint_path,
         {
@@ -341,6 +374,7 @@ def save_progress(run, model, optimizer, schedule, history, config, dataset, inf
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
             "history": history,
             "config": config.to_dict(),
             "lr_finder": lr_finder_info,
