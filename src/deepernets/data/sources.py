@@ -60,37 +60,21 @@ def _idx(folder: Path, read: Callable[[str], bytes], classes: list[str]) -> Arra
     return train_x, train_y, test_x, test_y, classes
 
 
-def _cifar10_binary(folder: Path, read: Callable[[str], bytes]) -> Arrays:
+def _cifar10(folder: Path, read: Callable[[str], bytes], binary: bool) -> Arrays:
+    """Both CIFAR-10 versions: five training batches and a test batch, binary records or python pickles."""
+    suffix, parse = (".bin", formats.parse_cifar_binary) if binary else ("", formats.parse_cifar_python)
+
     def part(name: str) -> tuple[np.ndarray, np.ndarray]:
-        return formats.parse_cifar_binary(folder / name, read(name), 10)
-
-    train = [part(f"data_batch_{i}.bin") for i in range(1, 6)]
-    test_x, test_y = part("test_batch.bin")
-    meta = folder / "batches.meta.txt"
-    classes = meta.read_text().split() if meta.exists() else CIFAR10_CLASSES
-    return (
-        np.concatenate([x for x, _ in train]),
-        np.concatenate([y for _, y in train]),
-        test_x,
-        test_y,
-        classes,
-    )
-
-
-def _cifar10_python(folder: Path, read: Callable[[str], bytes]) -> Arrays:
-    def part(name: str) -> tuple[np.ndarray, np.ndarray]:
-        return formats.parse_cifar_python(folder / name, read(name), 10)
+        return parse(folder / f"{name}{suffix}", read(f"{name}{suffix}"), 10)
 
     train = [part(f"data_batch_{i}") for i in range(1, 6)]
     test_x, test_y = part("test_batch")
-    classes = formats.cifar_python_classes(folder / "batches.meta", read("batches.meta"), "label_names")
-    return (
-        np.concatenate([x for x, _ in train]),
-        np.concatenate([y for _, y in train]),
-        test_x,
-        test_y,
-        classes,
-    )
+    if binary:
+        meta = folder / "batches.meta.txt"
+        classes = meta.read_text().split() if meta.exists() else CIFAR10_CLASSES
+    else:
+        classes = formats.cifar_python_classes(folder / "batches.meta", read("batches.meta"), "label_names")
+    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), test_x, test_y, classes)
 
 
 def _cifar100_python(folder: Path, read: Callable[[str], bytes]) -> Arrays:
@@ -153,7 +137,7 @@ LAYOUTS: dict[str, list[Layout]] = {
                 "data_batch_5.bin": "53f37980c15c3d472c316c40844f3f0d",
                 "test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d",
             },
-            _cifar10_binary,
+            lambda folder, read: _cifar10(folder, read, binary=True),
         ),
         Layout(
             ("cifar10/cifar-10-batches-py", "cifar-10-batches-py"),
@@ -166,7 +150,7 @@ LAYOUTS: dict[str, list[Layout]] = {
                 "test_batch": "40351d587109b95175f43aff81a1287e",
                 "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
             },
-            _cifar10_python,
+            lambda folder, read: _cifar10(folder, read, binary=False),
         ),
     ],
     "cifar100": [

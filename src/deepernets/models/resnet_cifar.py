@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepernets.models.registry import register
-from deepernets.models.resnet import conv1x1, conv3x3
+from deepernets.models.resnet import BasicBlock, conv1x1, conv3x3
 
 
 class PadShortcut(nn.Module):
@@ -20,27 +20,6 @@ class PadShortcut(nn.Module):
 
     def forward(self, x):  # noqa: ANN001, ANN201
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-
-
-class CifarBasicBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: str) -> None:
-        super().__init__()
-        self.conv1 = conv3x3(in_planes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_planes != planes:
-            if shortcut == "A":
-                self.shortcut = PadShortcut(in_planes, planes)
-            else:
-                self.shortcut = nn.Sequential(conv1x1(in_planes, planes, stride), nn.BatchNorm2d(planes))
-
-    def forward(self, x):  # noqa: ANN001, ANN201
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
 
 
 class CifarResNet(nn.Module):
@@ -61,14 +40,20 @@ class CifarResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
+            if isinstance(m, nn.Conv2d):  # the classifier keeps PyTorch's default: small logits at the start
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def _make_layer(self, planes: int, blocks: int, stride: int, shortcut: str) -> nn.Sequential:
-        layers = []
-        for s in [stride] + [1] * (blocks - 1):
-            layers.append(CifarBasicBlock(self.in_planes, planes, s, shortcut))
-            self.in_planes = planes
+        """The first block of a stage changes size through the chosen shortcut; the rest keep it."""
+        downsample: nn.Module | None = None
+        if stride != 1 or self.in_planes != planes:
+            if shortcut == "A":
+                downsample = PadShortcut(self.in_planes, planes)
+            else:
+                downsample = nn.Sequential(conv1x1(self.in_planes, planes, stride), nn.BatchNorm2d(planes))
+        layers = [BasicBlock(self.in_planes, planes, stride, downsample)]
+        self.in_planes = planes
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward(self, x):  # noqa: ANN001, ANN201
