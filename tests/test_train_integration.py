@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from conftest import run_cli
 
@@ -117,3 +118,12 @@ def test_lr_find_writes_history_plot_and_suggestion(tmp_path, data_dir):
     assert (tmp_path / "finder/plots/lr_finder.png").exists()
     rows = list(csv.DictReader((tmp_path / "finder/lr_finder.csv").open()))
     assert 20 <= len(rows) <= 60
+
+
+@pytest.mark.slow
+def test_compiled_training_runs(tmp_path, data_dir):
+    """torch.compile on CPU costs 30-50 s of compiling, so this runs only with `-m slow`."""
+    result = run_cli("train", *FAST, "--model", "resnet20", "--epochs", "1", "--compile", "--data-dir", str(data_dir),
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "final test accuracy" in result.stdout

@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from deepernets.train.device import resolve_device
 
-TIMEOUT = timedelta(minutes=5)  # a rank that stops answering ends the job instead of hanging it
+TIMEOUT = timedelta(minutes=10)  # a rank that stops answering ends the job instead of hanging it
 
 
 @dataclass(frozen=True)

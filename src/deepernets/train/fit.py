@@ -80,11 +80,9 @@ def _train(
     parts = build_parts(config, world, precision)
     dataset, model, train_batches, test_batches = parts.dataset, parts.model, parts.train_batches, parts.test_batches
     lr_finder_info = None
-    if config.lr == "auto":
-        if world.is_main:
-            lr_finder_info = find_lr(model, config, train_batches, precision, run.path, log)
-        suggested = lr_finder_info["suggested_lr"] if world.is_main else 0.0
-        config = config.replace(lr=distributed.broadcast_float(suggested, world))
+    if config.lr == "auto":  # every rank runs the test on its shard (no rank idles); rank 0's answer counts
+        lr_finder_info = find_lr(model, config, train_batches, precision, run.path if world.is_main else None, log)
+        config = config.replace(lr=distributed.broadcast_float(lr_finder_info["suggested_lr"], world))
     optimizer = build_optimizer(model, config, float(config.lr))
     schedule = Schedule(config, float(config.lr), len(train_batches))
     scaler = torch.amp.GradScaler("cuda") if precision.name == "fp16" else None
@@ -199,7 +197,11 @@ class Parts:
 
 
 def build_parts(config: RunConfig, world: distributed.World, precision: Precision) -> Parts:
+    if not world.is_main:
+        distributed.barrier(world)  # rank 0 finds (or downloads) the data first; the others then read it
     dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    if world.is_main:
+        distributed.barrier(world)
     train_x, train_y = take_subset(dataset.train_images, dataset.train_labels, config.subset)
     test_x, test_y = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
     batch_args = dict(
@@ -331,11 +333,11 @@ def find_lr(
     config: RunConfig,
     batches: data.Batches,
     precision: Precision,
-    out: Path,
+    out: Path | None,
     log: Callable[[str], None],
     **test_options: Any,
 ) -> dict[str, Any]:
-    """Run the LR range test, write its history CSV and plot into `out`, and return its suggestions."""
+    """Run the LR range test, write its history CSV and plot into `out` (if given), and return its suggestions."""
     probe = build_optimizer(model, config, 1e-7)
     result = lr_range_test(model, probe, batches, precision, **test_options)
     if result.too_few_points:
@@ -345,14 +347,10 @@ def find_lr(
         )
     if not math.isfinite(result.suggestion):
         raise UserError("the LR finder found no usable learning rate: pass --lr with a number instead")
-    write_text(out / "lr_finder.csv", to_csv(result.rows(), ["step", "lr", "loss", "smoothed_loss"]))
-    plots.lr_finder_curve(
-        result.lrs,
-        result.losses,
-        result.suggestion,
-        out / "plots" / "lr_finder.png",
-        f"LR range test: {config.model} on {config.dataset}",
-    )
+    if out is not None:
+        write_text(out / "lr_finder.csv", to_csv(result.rows(), ["step", "lr", "loss", "smoothed_loss"]))
+        title = f"LR range test: {config.model} on {config.dataset}"
+        plots.lr_finder_curve(result.lrs, result.losses, result.suggestion, out / "plots" / "lr_finder.png", title)
     log(
         f"LR finder: valley {result.valley:.3g}, steep {result.steep:.3g}, minimum/10 {result.minimum_tenth:.3g}; "
         f"using {result.suggestion:.3g}"
