@@ -1,0 +1,58 @@
+"""Print the README's speed tables (Markdown) from the JSON files in benchmarks/results/.
+
+python benchmarks/tables.py
+"""
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def speed(entry: dict) -> str:
+    return f"{entry['images_per_s_median']:.0f} ({entry['images_per_s_min']:.0f}–{entry['images_per_s_max']:.0f})"
+
+
+def throughput_table(result: dict) -> str:
+    gemm = result["gemm_gflops"]
+    lines = [
+        f"Device: {result['device']}; GEMM 4096²: {gemm['float32']:.0f} GFLOP/s fp32, {gemm['bfloat16']:.0f} "
+        f"GFLOP/s bf16. Batch {result['settings']['batch_size']}, medians of {result['settings']['repeats']} "
+        "alternations (min–max in brackets).",
+        "",
+        "| model | ours img/s | classic img/s | speed-up | ours: training GFLOP/s (share of bf16 GEMM) "
+        "| classic: GFLOP/s (share of fp32 GEMM) | peak RSS ours / classic (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in result["models"].items():
+        ours, classic = m["ours"], m["classic"]
+        lines.append(
+            f"| {name} | {speed(ours)} | {speed(classic)} | ×{m['speedup']:.2f} "
+            f"| {ours['training_gflops']:.0f} ({ours['fraction_of_gemm']:.0%}) "
+            f"| {classic['training_gflops']:.0f} ({classic['fraction_of_gemm']:.0%}) "
+            f"| {ours['peak_memory_mb']:.0f} / {classic['peak_memory_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def time_to_accuracy_table(results: list[dict]) -> str:
+    lines = [
+        "| task | epochs (fixed) | final test acc | target | reached | wall time | first epoch at target (not used) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r["settings"]
+        lines.append(
+            f"| {s['model']} on {s['dataset']} | {s['epochs']} | {r['final_test_acc']:.2f}% | {s['target']}% "
+            f"| {'yes' if r['reached'] else 'no'} | {r['wall_time_s'] / 60:.1f} min "
+            f"| {r['first_epoch_at_target (not used to stop)'] or '—'} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    for path in sorted(RESULTS.glob("throughput-*.json")):
+        print(f"### {path.name}\n\n{throughput_table(json.loads(path.read_text()))}\n")
+    tta = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("time_to_accuracy-*.json"))]
+    if tta:
+        print(f"### time to accuracy\n\n{time_to_accuracy_table(tta)}\n")
