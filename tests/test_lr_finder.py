@@ -20,7 +20,9 @@ def test_suggestions_on_a_known_curve():
     suggest(result)
     assert 1e-4 < result.valley < 1e-1
     assert 1e-4 < result.steep < 1e-1
-    assert result.minimum_tenth == pytest.approx(lrs[int(np.argmin(losses))] / 10)
+    assert result.minimum == pytest.approx(lrs[int(np.argmin(losses))])
+    assert result.minimum_tenth == pytest.approx(result.minimum / 10)
+    assert result.pick("minimum") == result.minimum and result.pick() == result.valley
     assert not result.too_few_points
 
 

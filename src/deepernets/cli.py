@@ -62,6 +62,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
     p.add_argument("--lr", type=lr_value, help="learning rate (peak for one-cycle), or 'auto' for the LR finder")
+    p.add_argument("--lr-pick", help="which LR-finder suggestion --lr auto takes: valley (default), steep, "
+                   "minimum_tenth or minimum")  # fmt: skip
     p.add_argument("--momentum", type=float)
     p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--weight-decay", type=float)

@@ -15,6 +15,7 @@ from deepernets.errors import UserError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "plateau")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_PICKS = ("valley", "steep", "minimum_tenth", "minimum")  # which LR-finder suggestion `lr: auto` takes
 
 
 @dataclass
@@ -31,6 +32,7 @@ class RunConfig:
     batch_size: int = 128
     optimizer: str = "sgd"
     lr: float | str = 0.1  # a number, or "auto" for the LR finder's suggestion
+    lr_pick: str = "valley"  # which suggestion "auto" takes: valley, steep, minimum_tenth or minimum
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
@@ -54,6 +56,7 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
+        _choice("lr-pick", self.lr_pick, LR_PICKS)
         if isinstance(self.lr, str):
             if self.lr != "auto":
                 raise UserError(f"--lr must be a positive number or 'auto', got '{self.lr}'")

@@ -338,13 +338,17 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     for study_dir in finder_results:
         for result_path in sorted((study_dir / "lr_finder").glob("*/result.json")):
             result = json.loads(result_path.read_text())
-            rows.append([result["dataset"], result["model"], result["optimizer"], f"{result['suggested_lr']:.3g}",
-                         f"{result['steep']:.3g}", f"{result['minimum_tenth']:.3g}", result["points"]])  # fmt: skip
+            rows.append([result["dataset"], result["model"], result["optimizer"], f"{result['valley']:.3g}",
+                         f"{result['steep']:.3g}", f"{result['minimum_tenth']:.3g}", f"{result['minimum']:.3g}",
+                         result["points"]])  # fmt: skip
             plot = result_path.parent / "plots" / "lr_finder.png"
             if plot.exists():
                 doc.image(plot, f"LR range test: {result['model']} on {result['dataset']} ({result['optimizer']})")
     if rows:
-        doc.table(["dataset", "model", "optimizer", "chosen LR (valley)", "steep", "minimum/10", "points"], rows)
+        doc.table(["dataset", "model", "optimizer", "valley", "steep", "minimum/10", "minimum", "points"], rows)
+        doc.text(
+            "A policy with lr: auto takes the suggestion its lr_pick names (the seed presets' scheduler: minimum)."
+        )
     else:
         doc.text("No LR range test was recorded for these runs.")
 

@@ -156,7 +156,7 @@ def resolve_lr(config: RunConfig, study_dir: Path, steps: int, log: Callable[[st
             result = find_lr(parts.model, probe, parts.train_batches, precision, out, log, steps=steps)
             atomic.write_json(result_path, {**result, "dataset": config.dataset, "model": config.model,
                                             "optimizer": config.optimizer})  # fmt: skip
-    return config.replace(lr=json.loads(result_path.read_text())["suggested_lr"])
+    return config.replace(lr=json.loads(result_path.read_text())[config.lr_pick])
 
 
 def run_study(

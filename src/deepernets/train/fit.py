@@ -17,7 +17,7 @@ from tqdm import tqdm
 import deepernets
 from deepernets import data, evaluate, locks, models, plots
 from deepernets.atomic import write_text
-from deepernets.config import RunConfig
+from deepernets.config import LR_PICKS, RunConfig
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir, to_csv
 from deepernets.train import checkpoint, distributed
@@ -345,21 +345,21 @@ def find_lr(
             f"warning: the LR finder recorded only {len(result.lrs)} points before the loss diverged; "
             "its suggestion is unreliable"
         )
-    if not math.isfinite(result.suggestion):
+    suggestion = result.pick(config.lr_pick)
+    if not math.isfinite(suggestion):
         raise UserError("the LR finder found no usable learning rate: pass --lr with a number instead")
     if out is not None:
         write_text(out / "lr_finder.csv", to_csv(result.rows(), ["step", "lr", "loss", "smoothed_loss"]))
         title = f"LR range test: {config.model} on {config.dataset}"
-        plots.lr_finder_curve(result.lrs, result.losses, result.suggestion, out / "plots" / "lr_finder.png", title)
+        plots.lr_finder_curve(result.lrs, result.losses, suggestion, out / "plots" / "lr_finder.png", title)
     log(
-        f"LR finder: valley {result.valley:.3g}, steep {result.steep:.3g}, minimum/10 {result.minimum_tenth:.3g}; "
-        f"using {result.suggestion:.3g}"
+        f"LR finder: valley {result.valley:.3g}, steep {result.steep:.3g}, minimum/10 {result.minimum_tenth:.3g}, "
+        f"minimum {result.minimum:.3g}; using the {config.lr_pick} suggestion {suggestion:.3g}"
     )
     return {
-        "suggested_lr": result.suggestion,
-        "valley": result.valley,
-        "steep": result.steep,
-        "minimum_tenth": result.minimum_tenth,
+        "suggested_lr": suggestion,
+        "method": config.lr_pick,
+        **{method: result.pick(method) for method in LR_PICKS},
         "points": len(result.lrs),
     }
 

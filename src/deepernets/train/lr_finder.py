@@ -24,10 +24,11 @@ class LRFinderResult:
     valley: float = math.nan
     steep: float = math.nan
     minimum_tenth: float = math.nan
+    minimum: float = math.nan
 
-    @property
-    def suggestion(self) -> float:
-        return self.valley
+    def pick(self, method: str = "valley") -> float:
+        """One of the suggestions: valley (the default), steep, minimum_tenth or minimum."""
+        return getattr(self, method)
 
     @property
     def too_few_points(self) -> bool:
@@ -79,11 +80,17 @@ def lr_range_test(
 
 
 def suggest(result: LRFinderResult) -> None:
-    """Fill in the three suggestions from the recorded curve."""
+    """Fill in the suggestions from the recorded curve.
+
+    valley: half-way down the longest stretch where the smoothed loss keeps falling (a cautious choice);
+    steep: where the smoothed loss falls fastest; minimum: where it is lowest, the peak that Smith's one-cycle
+    recipe takes; minimum_tenth: a tenth of that.
+    """
     if len(result.lrs) < 2:
         return
     lrs, losses = np.asarray(result.lrs), np.asarray(result.losses)
-    result.minimum_tenth = float(lrs[np.argmin(losses)] / 10)
+    result.minimum = float(lrs[np.argmin(losses)])
+    result.minimum_tenth = result.minimum / 10
     result.steep = float(lrs[np.argmin(np.gradient(losses, np.log(lrs)))])
     start, end = longest_descent(losses)
     result.valley = float(lrs[start + (end - start) // 2])
