@@ -184,7 +184,7 @@ VARIANT_DETAILS = (
 
 
 def find_runs(folders: list[Path]) -> tuple[list[Run], list[dict[str, Any]]]:
-    """Every run under the folders, and the runs that studies planned but that have no folder yet."""
+    """Every run under the folders, and every run that a study there planned (study.json)."""
     runs, planned = [], []
     seen: set[Path] = set()
     for folder in folders:
@@ -211,8 +211,7 @@ def find_runs(folders: list[Path]) -> tuple[list[Run], list[dict[str, Any]]]:
                     variant=variant_of(config),
                 )
             )
-    missing = [p for p in planned if p["dir"].resolve() not in seen]
-    return runs, missing
+    return runs, planned
 
 
 def mean_std(values: list[float], diverged: int = 0) -> str:
@@ -230,7 +229,9 @@ def _base_model(name: str) -> str:
 
 
 def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
-    runs, missing = find_runs(folders)
+    runs, planned = find_runs(folders)
+    found = {r.dir.path.resolve() for r in runs}
+    missing = [p for p in planned if p["dir"].resolve() not in found]
     if not runs and not missing:
         raise UserError(f"no runs found under {', '.join(str(f) for f in folders)}: train or run a study first")
     out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +250,8 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     datasets = list(dict.fromkeys(r.config.dataset for r in runs))
     models = list(dict.fromkeys(r.config.model for r in runs))
     optimizers = list(dict.fromkeys(r.config.optimizer for r in runs))
-    policies = list(dict.fromkeys(r.policy for r in runs))
+    present = {r.policy for r in runs}  # in the grid's order where a study planned them
+    policies = [p for p in dict.fromkeys([p["cell"].get("policy") for p in planned] + list(present)) if p in present]
 
     def finals(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> list[float]:
         return [r.final for r in by_cell.get((dataset, model, optimizer, policy, variant), []) if r.final is not None]
