@@ -41,7 +41,7 @@ def starts(run: Path) -> int:
 
 
 def test_grid_expansion_and_presets(tmp_path):
-    assert {"seed", "seed-quick", "main"} <= set(study.preset_names())
+    assert {"seed", "seed-quick", "mnist-policies", "tiny"} <= set(study.preset_names())
     grid = study.load_grid("seed")
     planned = study.expand(grid, tmp_path, {}, seeds=2)
     assert len(planned) == 2 * 4 * 2 * 3 * 2

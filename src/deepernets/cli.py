@@ -300,7 +300,7 @@ def build_parser() -> Parser:
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("study", help="run a grid of runs (a preset or a grid YAML file), restartably")
-    p.add_argument("grid", help="a preset (seed, seed-quick, main) or a grid YAML file")
+    p.add_argument("grid", help="a preset (seed, seed-quick, mnist-policies, tiny) or a grid YAML file")
     p.add_argument("--seeds", type=int, help="run every cell N times (seeds 0..N-1)")
     p.add_argument("--epochs", type=int, help="override the grid's epochs (quick versions)")
     p.add_argument("--subset", type=int, help="train on N images of each training split")
