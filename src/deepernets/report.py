@@ -246,12 +246,17 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     by_cell: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
         by_cell[(run.config.dataset, run.config.model, run.config.optimizer, run.policy, run.variant)].append(run)
+
+    def in_order(values: list[str], axis: str) -> list[str]:
+        """The values present in the runs, in the grid's order where a study planned them."""
+        present = set(values)
+        return [v for v in dict.fromkeys([p["cell"].get(axis) for p in planned] + values) if v in present]
+
     variants = list(dict.fromkeys(r.variant for r in runs))
-    datasets = list(dict.fromkeys(r.config.dataset for r in runs))
-    models = list(dict.fromkeys(r.config.model for r in runs))
-    optimizers = list(dict.fromkeys(r.config.optimizer for r in runs))
-    present = {r.policy for r in runs}  # in the grid's order where a study planned them
-    policies = [p for p in dict.fromkeys([p["cell"].get("policy") for p in planned] + list(present)) if p in present]
+    datasets = in_order([r.config.dataset for r in runs], "dataset")
+    models = in_order([r.config.model for r in runs], "model")
+    optimizers = in_order([r.config.optimizer for r in runs], "optimizer")
+    policies = in_order([r.policy for r in runs], "policy")
 
     def finals(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> list[float]:
         return [r.final for r in by_cell.get((dataset, model, optimizer, policy, variant), []) if r.final is not None]
