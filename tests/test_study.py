@@ -129,13 +129,22 @@ def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
         assert starts(run) == (2 if run == second else 1)  # the killed run started once more, the rest once
 
 
-def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir):
+@pytest.mark.parametrize("shards", [("0/1", "0/1"), ("0/2", "1/2")], ids=["same-runs", "sharded"])
+def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir, shards):
+    """Two workers at once: unsharded they meet on every run (the locks decide), sharded they split the grid."""
     grid = write_grid(tmp_path, data_dir, seeds=2)
     command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", "st"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two workers share the cores instead of fighting over them
     workers = [
-        subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(
+            command + ["--shard", shard],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for shard in shards
     ]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
@@ -144,3 +153,5 @@ def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir):
     for run in runs:
         assert json.loads((run / "summary.json").read_text())["status"] == "finished"
         assert starts(run) == 1, run.name
+    if shards == ("0/2", "1/2"):  # disjoint shares: neither worker ever meets the other's runs
+        assert all("[2/2]" in out and "another worker" not in out for out, _ in outputs)
