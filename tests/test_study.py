@@ -154,4 +154,4 @@ def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir, shards)
         assert json.loads((run / "summary.json").read_text())["status"] == "finished"
         assert starts(run) == 1, run.name
     if shards == ("0/2", "1/2"):  # disjoint shares: neither worker ever meets the other's runs
-        assert all("[2/2]" in out and "another worker" not in out for out, _ in outputs)
+        assert all("[2/2]" in out and "another worker is running it" not in out for out, _ in outputs)

@@ -342,8 +342,8 @@ def find_lr(
     result = lr_range_test(model, probe, batches, precision, **test_options)
     if result.too_few_points:
         log(
-            f"warning: the LR finder recorded only {len(result.lrs)} points before the loss diverged; "
-            "its suggestion is unreliable"
+            f"warning: the LR finder recorded only {len(result.lrs)} points (the loss blew up early, or too few "
+            "steps); its suggestion is unreliable"
         )
     suggestion = result.pick(config.lr_pick)
     if not math.isfinite(suggestion):
