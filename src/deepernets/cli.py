@@ -134,14 +134,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from deepernets.train import distributed
-    from deepernets.train.device import resolve_precision
-    from deepernets.train.fit import build_parts, find_lr
+    from deepernets.train.fit import build_local_parts, find_lr
 
     config = config_from_args(args)
-    world = distributed.World(device=distributed.resolve_device(config.device))
-    precision = resolve_precision(config.precision, world.device)
-    parts = build_parts(config, world, precision)
+    parts, precision = build_local_parts(config)
     out = Path(args.out or Path(config.runs_dir) / f"lr-find-{config.model}-{data.dataset_slug(config.dataset)}")
     result = find_lr(
         parts.model,
@@ -227,20 +223,18 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def dry_run(grid, study_dir: Path, overrides: dict, seeds: int | None, shard: tuple[int, int]) -> int:  # noqa: ANN001
     from deepernets import study
-    from deepernets.train import distributed
-    from deepernets.train.device import device_description, resolve_precision
-    from deepernets.train.fit import build_parts, measure_speed
+    from deepernets.train.device import device_description, resolve_device
+    from deepernets.train.fit import build_local_parts, measure_speed
 
     def probe(config: RunConfig) -> study.Probe:
-        world = distributed.World(device=distributed.resolve_device(config.device))
-        precision = resolve_precision(config.precision, world.device)
-        parts = build_parts(config.replace(lr=0.01), world, precision)
-        speed = measure_speed(parts, config.replace(lr=0.01), precision)
+        fixed = config.replace(lr=0.01)  # `lr: auto` needs no range test just to time a few steps
+        parts, precision = build_local_parts(fixed)
+        speed = measure_speed(parts, fixed, precision)
         return study.Probe(speed, len(parts.train_batches) * config.batch_size, parts.test_count)
 
     planned = study.expand(grid, study_dir, overrides, seeds)[shard[0] :: shard[1]]
     seconds = study.estimate(planned, grid, probe)
-    device = device_description(distributed.resolve_device(overrides.get("device", "auto")))
+    device = device_description(resolve_device(overrides.get("device", "auto")))
     print(f"study {grid.name}: {len(planned)} runs into {study_dir} (estimates from a short probe on {device})")
     for run, t in zip(planned, seconds, strict=True):
         done = (RunDir(study_dir / run.name).read_summary() or {}).get("status", "")

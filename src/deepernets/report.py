@@ -22,7 +22,7 @@ from deepernets.data import dataset_slug
 from deepernets.errors import UserError
 from deepernets.plots import plt
 from deepernets.rundir import RunDir
-from deepernets.train.schedules import Schedule
+from deepernets.train.schedules import lr_per_step
 
 # The study's published final accuracies (%), SGD, batch 128, 50 epochs.
 STUDY = {
@@ -461,12 +461,9 @@ def schedules_figure(runs: list[Run], path: Path) -> bool:
         if key in seen:
             continue
         seen.add(key)
-        steps = max(1, run.summary["train_images"] // run.config.batch_size)
-        if run.config.schedule == "plateau":
-            lrs = [float(m["lr"]) for m in run.metrics for _ in range(steps)]
-        else:
-            schedule = Schedule(run.config, float(run.config.lr), steps)
-            lrs = [schedule.lr(i) for i in range(run.config.epochs * steps)]
+        per_process = run.summary["train_images"] // run.summary.get("world_size", 1)
+        steps = max(1, per_process // run.config.batch_size)
+        lrs = lr_per_step(run.config, steps, run.metrics)
         ax.plot([i / steps for i in range(len(lrs))], lrs, label=f"{run.config.model}, {run.policy}")
     ax.set(xlabel="epoch", ylabel="learning rate", yscale="log", title=f"LR schedules ({optimizer})")
     ax.grid(alpha=0.3)

@@ -140,18 +140,14 @@ def resolve_lr(config: RunConfig, study_dir: Path, steps: int, log: Callable[[st
     """
     if config.lr != "auto":
         return config
-    from deepernets.train import distributed
-    from deepernets.train.device import resolve_precision
-    from deepernets.train.fit import build_parts, find_lr
+    from deepernets.train.fit import build_local_parts, find_lr
 
     out = study_dir / "lr_finder" / lr_finder_key(config)
     result_path = out / "result.json"
     with locks.lock(out / ".lock"):
         if not result_path.exists():
             probe = config.replace(seed=0, lr=1e-7)
-            world = distributed.World(device=distributed.resolve_device(probe.device))
-            precision = resolve_precision(probe.precision, world.device)
-            parts = build_parts(probe, world, precision)
+            parts, precision = build_local_parts(probe)
             log(f"LR range test for {lr_finder_key(config)} ({steps} steps)")
             result = find_lr(parts.model, probe, parts.train_batches, precision, out, log, steps=steps)
             atomic.write_json(result_path, {**result, "dataset": config.dataset, "model": config.model,

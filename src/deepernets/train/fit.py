@@ -24,7 +24,7 @@ from deepernets.train import checkpoint, distributed
 from deepernets.train.device import Precision, device_description, resolve_precision
 from deepernets.train.lr_finder import lr_range_test
 from deepernets.train.optimizers import build_optimizer, set_lr
-from deepernets.train.schedules import Schedule
+from deepernets.train.schedules import Schedule, lr_per_step
 from deepernets.train.step import train_step
 
 DONE = ("finished", "diverged")  # end states: a resume leaves such a run as it is
@@ -176,7 +176,7 @@ def _train(
             if world.distributed or last_eval is None:
                 last_eval = evaluate.evaluate(model, parts.whole_test_set(), precision)
             write_evaluation(run, last_eval, dataset.classes)
-        write_plots(run, history, schedule, len(train_batches), config)
+        write_plots(run, history, len(train_batches), config)
         summary = summarize(config, history, status, info)
         run.write_summary(summary)  # last: a run is only marked finished once everything is written
         log(final_line(summary, run))
@@ -231,6 +231,13 @@ def build_parts(config: RunConfig, world: distributed.World, precision: Precisio
         whole_test_set=lambda: data.Batches(test_x, test_y, eval_batch, **batch_args),
         test_count=len(test_y),
     )
+
+
+def build_local_parts(config: RunConfig) -> tuple[Parts, Precision]:
+    """Parts and precision for one process working outside a run: the LR range test, a speed probe."""
+    world = distributed.World(device=distributed.resolve_device(config.device))
+    precision = resolve_precision(config.precision, world.device)
+    return build_parts(config, world, precision), precision
 
 
 def _silent(_line: str) -> None:
@@ -441,13 +448,10 @@ def write_evaluation(run: RunDir, result: evaluate.Evaluation, classes: list[str
     plots.confusion_heatmap(confusion.tolist(), classes, run.plots / "confusion.png", f"{run.name}")
 
 
-def write_plots(run: RunDir, history, schedule: Schedule, steps_per_epoch: int, config: RunConfig) -> None:  # noqa: ANN001
+def write_plots(run: RunDir, history: list[dict[str, Any]], steps_per_epoch: int, config: RunConfig) -> None:
     if history:
         plots.training_curves(history, run.plots / "curves.png", run.name)
-    if config.schedule != "plateau":
-        lrs = [schedule.lr(s) for s in range(config.epochs * steps_per_epoch)]
-    else:
-        lrs = [float(r["lr"]) for r in history for _ in range(steps_per_epoch)]
+    lrs = lr_per_step(config, steps_per_epoch, history)
     plots.lr_schedule(lrs, steps_per_epoch, run.plots / "lr_schedule.png", f"LR schedule: {config.schedule}")
 
 

@@ -5,6 +5,7 @@ end-of-epoch test loss; its state is saved in the checkpoint.
 """
 
 import math
+from typing import Any
 
 from deepernets.config import RunConfig
 
@@ -74,3 +75,11 @@ class Schedule:
         self.plateau_factor = float(state["plateau_factor"])
         self.plateau_best = float(state["plateau_best"])
         self.plateau_bad_epochs = int(state["plateau_bad_epochs"])
+
+
+def lr_per_step(config: RunConfig, steps_per_epoch: int, history: list[dict[str, Any]]) -> list[float]:
+    """The LR of every step of a run: computed from its schedule, or for plateau the per-epoch LR it logged."""
+    if config.schedule == "plateau":
+        return [float(row["lr"]) for row in history for _ in range(steps_per_epoch)]
+    schedule = Schedule(config, float(config.lr), steps_per_epoch)
+    return [schedule.lr(step) for step in range(config.epochs * steps_per_epoch)]
