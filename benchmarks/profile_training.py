@@ -12,7 +12,7 @@ from torch.profiler import ProfilerActivity, profile
 from deepernets import atomic, bench, models
 from deepernets.config import RunConfig
 from deepernets.data import Batches
-from deepernets.train.device import device_description, resolve_device, resolve_precision
+from deepernets.train.device import device_description, place_model, resolve_device, resolve_precision
 from deepernets.train.optimizers import build_optimizer
 from deepernets.train.step import train_step
 
@@ -21,7 +21,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def profile_model(name: str, device: torch.device, steps: int, top: int) -> dict:
     precision = resolve_precision("auto", device)
-    model = models.build(name).to(device, memory_format=precision.memory_format).train()
+    model = place_model(models.build(name), device, precision, (3, 32, 32)).train()
     optimizer = build_optimizer(model, RunConfig(), 0.01)
     images, labels = bench.synthetic_cifar(128 * (steps + 2))
     stream = Batches(images, labels, 128, mean=bench.CIFAR_MEAN, std=bench.CIFAR_STD, augment="crop-flip",

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from deepernets import bench
+from deepernets import bench, models
 from deepernets.errors import UserError
-from deepernets.train.device import Precision, cpu_supports_bf16, resolve_device, resolve_precision
+from deepernets.train.device import Precision, cpu_supports_bf16, place_model, resolve_device, resolve_precision
 
 
 def test_auto_precision_on_cpu_follows_native_bf16_support():
@@ -26,6 +26,27 @@ def test_bf16_autocast_runs_convolutions_in_bf16():
     with Precision("bf16", True, "cpu").autocast():
         out = conv(torch.randn(1, 3, 8, 8).contiguous(memory_format=torch.channels_last))
     assert out.dtype == torch.bfloat16
+
+
+def test_cpu_channels_last_keeps_convolutions_on_small_maps_in_nchw():
+    torch.manual_seed(0)
+    reference = models.build("vgg11_bn").eval()
+    model = place_model(models.build("vgg11_bn"), torch.device("cpu"), Precision("bf16", True, "cpu"), (3, 32, 32))
+    assert model.training  # the probe pass leaves the mode as it found it
+    model.load_state_dict(reference.state_dict())
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    # vgg11 convolves 32², 16², 8², 8², 4², 4², 2², 2² maps: the last four stay NCHW
+    assert [c.weight.is_contiguous() for c in convs] == [False] * 4 + [True] * 4
+    seen = []
+    convs[4].register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].is_contiguous()))
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(model.eval()(x.contiguous(memory_format=torch.channels_last)), reference(x), atol=1e-4)
+    assert seen == [True]
+
+
+def test_fp32_placement_leaves_every_convolution_nchw():
+    model = place_model(models.build("vgg11_bn"), torch.device("cpu"), Precision("fp32", False, "cpu"), (3, 32, 32))
+    assert all(m.weight.is_contiguous() for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 @pytest.mark.parametrize(("path", "workers"), [("ours", 0), ("classic", 0), ("classic", 2)])

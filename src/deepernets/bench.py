@@ -81,14 +81,14 @@ def measure(path: str, model_name: str, batch_size: int, steps: int, workers: in
     """Training images/s of one pipeline in this process (warm-up steps excluded)."""
     from deepernets.config import RunConfig
     from deepernets.data import Batches
-    from deepernets.train.device import resolve_device, resolve_precision
+    from deepernets.train.device import place_model, resolve_device, resolve_precision
     from deepernets.train.optimizers import build_optimizer
     from deepernets.train.step import train_step
 
     device = resolve_device(device_name)
     precision = resolve_precision("auto" if path == "ours" else "fp32", device)
     torch.manual_seed(0)
-    model = models.build(model_name, 3, 10).to(device, memory_format=precision.memory_format).train()
+    model = place_model(models.build(model_name, 3, 10), device, precision, (3, 32, 32)).train()
     optimizer = build_optimizer(model, RunConfig(), 0.01)
     warmup = 3
     n = batch_size * (steps + warmup)

@@ -12,7 +12,7 @@ from deepernets import data, evaluate, models
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir
 from deepernets.train import checkpoint
-from deepernets.train.device import Precision, resolve_device, resolve_precision
+from deepernets.train.device import Precision, place_model, resolve_device, resolve_precision
 from deepernets.train.fit import take_subset, write_evaluation
 
 
@@ -48,7 +48,9 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     precision = resolve_precision("auto" if config.precision == "fp16" else config.precision, target)
     model = models.build(config.model, info["in_channels"], len(info["classes"]), **config.model_options)
     model.load_state_dict(state["model"])
-    return LoadedRun(run, model.to(target, memory_format=precision.memory_format).eval(), info, precision, target)
+    size = info["image_size"]
+    model = place_model(model, target, precision, (info["in_channels"], size, size)).eval()
+    return LoadedRun(run, model, info, precision, target)
 
 
 def evaluate_run(loaded: LoadedRun) -> tuple[evaluate.Evaluation, torch.Tensor]:

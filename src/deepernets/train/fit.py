@@ -21,7 +21,7 @@ from deepernets.config import LR_PICKS, RunConfig
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir, to_csv
 from deepernets.train import checkpoint, distributed
-from deepernets.train.device import Precision, device_description, resolve_precision
+from deepernets.train.device import Precision, device_description, place_model, resolve_precision
 from deepernets.train.lr_finder import lr_range_test
 from deepernets.train.optimizers import build_optimizer, set_lr
 from deepernets.train.schedules import Schedule, lr_per_step
@@ -225,7 +225,7 @@ def build_parts(config: RunConfig, world: distributed.World, precision: Precisio
     model = models.build(config.model, dataset.in_channels, dataset.num_classes, **config.model_options)
     return Parts(
         dataset=dataset,
-        model=model.to(world.device, memory_format=precision.memory_format),
+        model=place_model(model, world.device, precision, (dataset.in_channels, config.image_size, config.image_size)),
         train_batches=train_batches,
         test_batches=data.Batches(test_x, test_y, eval_batch, shard=shard, **batch_args),
         whole_test_set=lambda: data.Batches(test_x, test_y, eval_batch, **batch_args),
