@@ -81,10 +81,12 @@ def measure(path: str, model_name: str, batch_size: int, steps: int, workers: in
     """Training images/s of one pipeline in this process (warm-up steps excluded)."""
     from deepernets.config import RunConfig
     from deepernets.data import Batches
-    from deepernets.train.device import place_model, resolve_device, resolve_precision
+    from deepernets.train.device import keep_freed_memory_mapped, place_model, resolve_device, resolve_precision
     from deepernets.train.optimizers import build_optimizer
     from deepernets.train.step import train_step
 
+    if path == "ours":
+        keep_freed_memory_mapped()  # as the deepernets command does; classic CIFAR scripts do not
     device = resolve_device(device_name)
     precision = resolve_precision("auto" if path == "ours" else "fp32", device)
     torch.manual_seed(0)

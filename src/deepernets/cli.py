@@ -11,6 +11,7 @@ from deepernets import data, models
 from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, RunConfig, load_yaml
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir
+from deepernets.train.device import keep_freed_memory_mapped
 
 MODEL_OPTION_FLAGS = {"head": "head", "shortcut": "shortcut", "small_stem": "small_stem"}
 
@@ -333,6 +334,7 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory_mapped()
     try:
         return args.handler(args)
     except UserError as e:

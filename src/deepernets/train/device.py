@@ -1,6 +1,8 @@
 """The run's device and numeric precision: one code path for CPU and GPU, settings decide the rest."""
 
 import contextlib
+import ctypes
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -101,6 +103,24 @@ def convolutions_on_small_maps(model: nn.Module, input_shape: tuple[int, ...]) -
 
 def _input_to_nchw(_conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return (inputs[0].contiguous(), *inputs[1:])
+
+
+def keep_freed_memory_mapped() -> None:
+    """Stop glibc from handing freed activation memory back to the OS, once per process, on Linux.
+
+    By default glibc unmaps freed blocks above a size threshold and trims the heap, so every training step
+    page-faults its activations in again (about 15,000 faults per vgg16_bn step). Keeping them mapped made our
+    CPU path 3% (vgg16_bn) to 5% (resnet20) faster, for about 1% more peak memory.
+    """
+    if platform.system() != "Linux":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl): nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, 2**31 - 1)
 
 
 def device_description(device: torch.device) -> str:
