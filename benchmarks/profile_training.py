@@ -12,6 +12,7 @@ from torch.profiler import ProfilerActivity, profile
 from deepernets import atomic, bench, models
 from deepernets.config import RunConfig
 from deepernets.data import Batches
+from deepernets.train.cpu_speed import keep_freed_memory_mapped
 from deepernets.train.device import device_description, place_model, resolve_device, resolve_precision
 from deepernets.train.optimizers import build_optimizer
 from deepernets.train.step import train_step
@@ -57,6 +58,7 @@ if __name__ == "__main__":
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    keep_freed_memory_mapped()  # as the deepernets command does
     device = resolve_device(args.device)
     result = {"benchmark": "profile", "device": device_description(device), "versions": bench.versions(),
               "models": {name: profile_model(name, device, args.steps, args.top) for name in args.models}}  # fmt: skip

@@ -3,6 +3,7 @@ import torch
 
 from deepernets import bench, models
 from deepernets.errors import UserError
+from deepernets.train.cpu_speed import FoldedConv2d, NCHWConv2d
 from deepernets.train.device import Precision, cpu_supports_bf16, place_model, resolve_device, resolve_precision
 
 
@@ -28,20 +29,40 @@ def test_bf16_autocast_runs_convolutions_in_bf16():
     assert out.dtype == torch.bfloat16
 
 
-def test_cpu_channels_last_keeps_convolutions_on_small_maps_in_nchw():
+def test_cpu_channels_last_convolves_small_maps_in_nchw_and_folds_the_2x2_ones():
     torch.manual_seed(0)
     reference = models.build("vgg11_bn").eval()
     model = place_model(models.build("vgg11_bn"), torch.device("cpu"), Precision("bf16", True, "cpu"), (3, 32, 32))
     assert model.training  # the probe pass leaves the mode as it found it
-    model.load_state_dict(reference.state_dict())
+    model.load_state_dict(reference.state_dict())  # same keys: only the classes changed
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    # vgg11 convolves 32², 16², 8², 8², 4², 4², 2², 2² maps: the last four stay NCHW
+    # vgg11 convolves 32², 16², 8², 8², 4², 4², 2², 2² maps
+    assert [type(c) for c in convs] == [torch.nn.Conv2d] * 4 + [NCHWConv2d] * 2 + [FoldedConv2d] * 2
     assert [c.weight.is_contiguous() for c in convs] == [False] * 4 + [True] * 4
-    seen = []
-    convs[4].register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].is_contiguous()))
     x = torch.randn(2, 3, 32, 32)
     assert torch.allclose(model.eval()(x.contiguous(memory_format=torch.channels_last)), reference(x), atol=1e-4)
-    assert seen == [True]
+
+
+def test_folded_convolution_matches_conv2d_values_and_gradients():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 6, 3, padding=1)
+    folded = torch.nn.Conv2d(8, 6, 3, padding=1)
+    folded.load_state_dict(conv.state_dict())
+    folded.__class__ = FoldedConv2d
+    x = torch.randn(5, 8, 2, 2, requires_grad=True)
+    x_copy = x.detach().clone().requires_grad_()
+    (conv(x) ** 2).sum().backward()
+    out = folded(x_copy)
+    (out**2).sum().backward()
+    assert torch.allclose(out, conv(x), atol=1e-5)
+    assert torch.allclose(x_copy.grad, x.grad, atol=1e-4)
+    assert torch.allclose(folded.weight.grad, conv.weight.grad, atol=1e-4)
+    assert torch.allclose(folded.bias.grad, conv.bias.grad, atol=1e-4)
+    other = torch.randn(1, 8, 3, 3)  # not 2×2: an ordinary convolution
+    assert torch.allclose(folded(other), conv(other), atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = folded(x.detach())
+    assert low.dtype == torch.bfloat16 and torch.allclose(low.float(), conv(x).detach(), atol=0.05, rtol=0.02)
 
 
 def test_fp32_placement_leaves_every_convolution_nchw():

@@ -81,7 +81,8 @@ def measure(path: str, model_name: str, batch_size: int, steps: int, workers: in
     """Training images/s of one pipeline in this process (warm-up steps excluded)."""
     from deepernets.config import RunConfig
     from deepernets.data import Batches
-    from deepernets.train.device import keep_freed_memory_mapped, place_model, resolve_device, resolve_precision
+    from deepernets.train.cpu_speed import keep_freed_memory_mapped
+    from deepernets.train.device import place_model, resolve_device, resolve_precision
     from deepernets.train.optimizers import build_optimizer
     from deepernets.train.step import train_step
 

@@ -11,7 +11,7 @@ from deepernets import data, models
 from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, RunConfig, load_yaml
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir
-from deepernets.train.device import keep_freed_memory_mapped
+from deepernets.train.cpu_speed import keep_freed_memory_mapped
 
 MODEL_OPTION_FLAGS = {"head": "head", "shortcut": "shortcut", "small_stem": "small_stem"}
 

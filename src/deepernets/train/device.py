@@ -1,14 +1,13 @@
 """The run's device and numeric precision: one code path for CPU and GPU, settings decide the rest."""
 
 import contextlib
-import ctypes
-import platform
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from deepernets.errors import UserError
+from deepernets.train import cpu_speed
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,63 +63,14 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     return Precision(name, channels_last=name != "fp32", device_type=device.type)
 
 
-# Feature maps of at most this many pixels (4×4) are convolved in NCHW on CPU: oneDNN's channels_last kernels are
-# 2-3× slower there (512 channels at 2×2: 485 against 346 GFLOP/s for forward and backward), and faster above.
-SMALL_FEATURE_MAP_PIXELS = 16
-
-
 def place_model(
     model: nn.Module, device: torch.device, precision: Precision, input_shape: tuple[int, ...]
 ) -> nn.Module:
     """Move the model to its device in the precision's memory format; `input_shape` is one image's C×H×W."""
     model = model.to(device, memory_format=precision.memory_format)
     if precision.channels_last and device.type == "cpu":
-        for conv in convolutions_on_small_maps(model, input_shape):
-            conv.weight.data = conv.weight.data.contiguous()
-            conv.register_forward_pre_hook(_input_to_nchw)
+        cpu_speed.convolve_small_maps_fast(model, input_shape)
     return model
-
-
-def convolutions_on_small_maps(model: nn.Module, input_shape: tuple[int, ...]) -> list[nn.Conv2d]:
-    """The Conv2d layers whose input has at most SMALL_FEATURE_MAP_PIXELS pixels, found by one probe forward pass."""
-    found: list[nn.Conv2d] = []
-
-    def record(conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        if inputs[0].shape[-2] * inputs[0].shape[-1] <= SMALL_FEATURE_MAP_PIXELS:
-            found.append(conv)
-
-    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
-    finally:
-        model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return found
-
-
-def _input_to_nchw(_conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    return (inputs[0].contiguous(), *inputs[1:])
-
-
-def keep_freed_memory_mapped() -> None:
-    """Stop glibc from handing freed activation memory back to the OS, once per process, on Linux.
-
-    By default glibc unmaps freed blocks above a size threshold and trims the heap, so every training step
-    page-faults its activations in again (about 15,000 faults per vgg16_bn step). Keeping them mapped made our
-    CPU path 3% (vgg16_bn) to 5% (resnet20) faster, for about 1% more peak memory.
-    """
-    if platform.system() != "Linux":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl): nothing to tune
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 1 << 30)
-    libc.mallopt(m_trim_threshold, 2**31 - 1)
 
 
 def device_description(device: torch.device) -> str:
