@@ -28,6 +28,7 @@ def assert_user_error(result, *fragments: str) -> None:
         (["--epochs", "0"], ["--epochs must be at least 1"]),
         (["--dataset", "folder:"], ["needs a path"]),
         (["--head", "classic", "--model", "resnet20"], ["no option head"]),
+        (["--device", "cpu", "--cuda-graphs"], ["--cuda-graphs needs a CUDA GPU"]),
     ],
 )
 def test_bad_flags(tmp_path, args, fragments):

@@ -78,6 +78,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto (CUDA, then CPU), cpu or cuda[:N]")
     p.add_argument("--precision", help=f"one of: {', '.join(PRECISIONS)}")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
+    p.add_argument(
+        "--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+        help="CUDA only: compile and replay each training step as CUDA graphs (one launch instead of hundreds)",
+    )  # fmt: skip
     p.add_argument("--name", help="run folder name (default: made from the settings)")
     p.add_argument("--runs-dir", help="where run folders go (default runs)")
 

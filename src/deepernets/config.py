@@ -46,6 +46,7 @@ class RunConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    cuda_graphs: bool = False  # CUDA only: compile in "reduce-overhead" mode, which replays each step as CUDA graphs
     name: str | None = None
     runs_dir: str = "runs"
 

@@ -63,6 +63,8 @@ def _train(
     config: RunConfig, run: RunDir, resume: bool, log: Callable[[str], None], world: distributed.World
 ) -> dict[str, Any]:
     precision = resolve_precision(config.precision, world.device)
+    if config.cuda_graphs and world.device.type != "cuda":
+        raise UserError("--cuda-graphs needs a CUDA GPU; on CPU leave it out")
     config, state = open_run(run, config, resume)
     distributed.barrier(world)  # every rank has checked the run folder before rank 0 writes to it
     if state is not None and state.get("status") in DONE:
@@ -104,8 +106,8 @@ def _train(
         forward = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[world.device] if world.device.type == "cuda" else None
         )
-    if config.compile:
-        forward = torch.compile(forward)
+    if config.compile or config.cuda_graphs:
+        forward = torch.compile(forward, mode=compile_mode(config))
 
     info = {
         "parameters": models.count_parameters(model),
@@ -296,6 +298,8 @@ def train_epoch(
     for i, (x, y) in enumerate(bar):
         lr = schedule.lr(step)
         set_lr(optimizer, lr)
+        if config.cuda_graphs:  # the previous step's graph outputs are consumed: its memory may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         loss, logits = train_step(model, optimizer, x, y, precision, scaler, config.label_smoothing)
         loss_sum += loss * len(y)
         correct += (logits.argmax(1) == y).sum()
@@ -315,6 +319,11 @@ def train_epoch(
         "images": totals[2].item(),
         "lr": lr,
     }
+
+
+def compile_mode(config: RunConfig) -> str:
+    """torch.compile's mode: "reduce-overhead" records CUDA graphs of the compiled forward and backward."""
+    return "reduce-overhead" if config.cuda_graphs else "default"
 
 
 def diverged(loss_sum: torch.Tensor, world: distributed.World) -> bool:
