@@ -85,5 +85,13 @@ def test_classic_dataset_applies_the_usual_transforms():
     assert -3 < float(x.mean()) < 3
 
 
+def test_padding_flops_count_the_taps_that_fall_outside_the_map():
+    # vgg11_bn's 3×3 convolutions see 32², 16², 8², 8², 4², 4², 2², 2² maps; per map side s, 3s - 2 of 3s taps are real
+    channels = [(3, 64), (64, 128), (128, 256), (256, 256), (256, 512), (512, 512), (512, 512), (512, 512)]
+    sizes = [32, 16, 8, 8, 4, 4, 2, 2]
+    expected = sum(2 * i * o * (9 * s * s - (3 * s - 2) ** 2) for (i, o), s in zip(channels, sizes, strict=True))
+    assert bench.padding_flops_per_image("vgg11_bn") == expected
+
+
 def test_gemm_rate_is_measured():
     assert bench.gemm_rate(torch.float32, torch.device("cpu"), size=256, seconds=0.1) > 1e8
