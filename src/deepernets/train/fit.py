@@ -30,7 +30,8 @@ from deepernets.train.step import train_step
 DONE = ("finished", "diverged")  # end states: a resume leaves such a run as it is
 DIVERGENCE_CHECK_EVERY = 50  # steps between checks of the running loss (each check syncs with the device)
 SUBSET_SEED = 0  # subsets are drawn with a fixed seed so every run of a study sees the same images
-WHERE_SETTINGS = ("data_dir", "download", "device", "runs_dir")  # may change between a run and its resume
+# May change between a run and its resume, which can move to another machine.
+WHERE_SETTINGS = ("data_dir", "download", "device", "compile", "cuda_graphs", "runs_dir")
 
 
 def train(config: RunConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
