@@ -29,7 +29,7 @@ def throughput_table(result: dict) -> str:
         lines.append(
             f"| {name} | {speed(ours)} | {speed(classic)} | ×{m['speedup']:.2f} "
             f"| {ours['training_gflops']:.0f} ({ours['fraction_of_gemm']:.0%}) "
-            f"| {ours.get('fraction_of_gemm_without_padding', float('nan')):.0%} "
+            f"| {ours['fraction_of_gemm_without_padding']:.0%} "
             f"| {classic['training_gflops']:.0f} ({classic['fraction_of_gemm']:.0%}) "
             f"| {ours['peak_memory_mb']:.0f} / {classic['peak_memory_mb']:.0f} |"
         )

@@ -51,22 +51,13 @@ def padding_flops_per_image(model_name: str, size: int = 32) -> int:
     direct convolutions, our folded 2×2 layers) do not do that work, so a share of the GEMM rate computed from
     nominal FLOPs flatters them. Counted by convolving an all-ones map with an all-ones kernel.
     """
-    model = models.build(model_name, 3, 10).eval()
     wasted = 0
-
-    def count(conv: torch.nn.Conv2d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        nonlocal wasted
-        ones = torch.ones(1, 1, *inputs[0].shape[-2:])
+    for conv, (h, w) in models.conv_input_sizes(models.build(model_name, 3, 10), (3, size, size)).items():
         kernel = torch.ones(1, 1, *conv.kernel_size)
-        valid_taps = F.conv2d(ones, kernel, stride=conv.stride, padding=conv.padding, dilation=conv.dilation).sum()
-        all_taps = output.shape[-2] * output.shape[-1] * conv.kernel_size[0] * conv.kernel_size[1]
-        wasted += int(all_taps - valid_taps) * 2 * conv.in_channels * conv.out_channels // conv.groups
-
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            m.register_forward_hook(count)
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
+        ones = torch.ones(1, 1, h, w)
+        valid = F.conv2d(ones, kernel, stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+        padded_taps = int(valid.numel() * kernel.numel() - valid.sum())
+        wasted += padded_taps * 2 * conv.in_channels * conv.out_channels // conv.groups
     return wasted
 
 

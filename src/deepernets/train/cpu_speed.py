@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepernets import models
+
 SMALL_MAP_PIXELS = 16
 
 
@@ -57,7 +59,7 @@ def convolve_small_maps_fast(model: nn.Module, input_shape: tuple[int, ...]) -> 
     The swap changes only the class, as torch.nn.utils.parametrize does: parameters, state_dict keys and
     checkpoints stay those of a plain Conv2d.
     """
-    for conv, (h, w) in input_sizes(model, input_shape).items():
+    for conv, (h, w) in models.conv_input_sizes(model, input_shape).items():
         if h * w > SMALL_MAP_PIXELS:
             continue
         foldable = (h, w) == (2, 2) and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
@@ -67,25 +69,6 @@ def convolve_small_maps_fast(model: nn.Module, input_shape: tuple[int, ...]) -> 
         else:
             conv.weight.data = conv.weight.data.contiguous()
             conv.__class__ = NCHWConv2d
-
-
-def input_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[nn.Conv2d, tuple[int, int]]:
-    """Each plain Conv2d layer's input height and width, from one probe forward pass in eval mode."""
-    sizes: dict[nn.Conv2d, tuple[int, int]] = {}
-
-    def record(conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        sizes[conv] = tuple(inputs[0].shape[-2:])
-
-    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if type(m) is nn.Conv2d]
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
-    finally:
-        model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return sizes
 
 
 def keep_freed_memory_mapped() -> None:

@@ -107,8 +107,8 @@ def _train(
         forward = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[world.device] if world.device.type == "cuda" else None
         )
-    if config.compile or config.cuda_graphs:
-        forward = torch.compile(forward, mode=compile_mode(config))
+    if config.compile or config.cuda_graphs:  # "reduce-overhead" records CUDA graphs of forward and backward
+        forward = torch.compile(forward, mode="reduce-overhead" if config.cuda_graphs else "default")
 
     info = {
         "parameters": models.count_parameters(model),
@@ -320,11 +320,6 @@ def train_epoch(
         "images": totals[2].item(),
         "lr": lr,
     }
-
-
-def compile_mode(config: RunConfig) -> str:
-    """torch.compile's mode: "reduce-overhead" records CUDA graphs of the compiled forward and backward."""
-    return "reduce-overhead" if config.cuda_graphs else "default"
 
 
 def diverged(loss_sum: torch.Tensor, world: distributed.World) -> bool:
