@@ -67,3 +67,11 @@ def test_torchrun_training_writes_once_and_resumes_in_one_process(tmp_path, data
     assert json.loads((run / "summary.json").read_text())["status"] == "finished"
     state = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert state["epoch"] == 3 and not any(k.startswith("module.") for k in state["model"])
+
+
+def test_each_rank_draws_its_own_dropout_masks():
+    from deepernets.data.batches import AUGMENT_STREAM, DROPOUT_STREAM, epoch_seed
+
+    seeds = {epoch_seed(0, 3, DROPOUT_STREAM + rank) for rank in range(8)}
+    augment = {epoch_seed(0, 3, AUGMENT_STREAM + rank) for rank in range(8)}
+    assert len(seeds) == 8 and not seeds & augment

@@ -155,3 +155,43 @@ def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir, shards)
         assert starts(run) == 1, run.name
     if shards == ("0/2", "1/2"):  # disjoint shares: neither worker ever meets the other's runs
         assert all("[2/2]" in out and "another worker is running it" not in out for out, _ in outputs)
+
+
+def test_a_study_that_cannot_run_fails_once_before_the_first_run(tmp_path, data_dir):
+    corrupt = tmp_path / "data" / "mnist"
+    corrupt.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):  # fmt: skip
+        (corrupt / name).write_bytes(b"not an IDX file")
+    grid = write_grid(tmp_path, tmp_path / "data", models="[resnet20, vgg11_bn]")
+    result = run_cli("study", str(grid), "--out", "st", cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "train-images-idx3-ubyte" in result.stderr
+    assert "[1/4]" not in result.stdout and not list(tmp_path.glob("st/mnist-*"))
+
+
+def test_a_run_that_fails_with_any_error_is_recorded_and_the_study_goes_on(tmp_path, data_dir, monkeypatch):
+    from deepernets.train import fit
+
+    real_train = fit.train
+
+    def train(config, **kwargs):
+        if config.model == "vgg11_bn":
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied\n(a second line)")
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr(fit, "train", train)
+    grid = study.load_grid(str(write_grid(tmp_path, data_dir, models="[vgg11_bn, resnet20]")))
+    lines: list[str] = []
+    counts = study.run_study(grid, tmp_path / "st", {"epochs": 1}, log=lines.append)
+    assert counts["failed"] == 2 and counts["finished"] == 2
+    failures = json.loads((tmp_path / "st/failures.json").read_text())
+    assert sorted(failures) == ["mnist-vgg11_bn-lr0.01-s0", "mnist-vgg11_bn-scheduler-s0"]
+    assert failures["mnist-vgg11_bn-lr0.01-s0"]["error"] == (
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (a second line)"
+    )
+    monkeypatch.setattr(fit, "train", real_train)
+    counts = study.run_study(grid, tmp_path / "st", {"epochs": 1}, log=lines.append)
+    assert counts["finished"] == 2 and counts["skipped"] == 2
+    assert json.loads((tmp_path / "st/failures.json").read_text()) == {}, "a run that finished is no longer failed"

@@ -127,3 +127,26 @@ def test_compiled_training_runs(tmp_path, data_dir):
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "final test accuracy" in result.stdout
+
+
+def test_a_run_with_lr_auto_and_no_name_resumes_from_its_saved_config(tmp_path, data_dir):
+    args = ["train", *FAST, "--model", "resnet20", "--epochs", "1", "--lr", "auto", "--data-dir", str(data_dir)]
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    assert "lrauto" in run.name
+    again = run_cli("train", "--config", str(run / "config.yaml"), "--resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "has already finished" in again.stdout
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name], "it must not start another run"
+
+
+def test_training_loss_is_logged_as_plain_cross_entropy_beside_the_smoothed_one(tmp_path, data_dir):
+    args = ["train", *FAST, "--model", "resnet20", "--epochs", "1", "--label-smoothing", "0.2"]
+    result = run_cli(*args, "--data-dir", str(data_dir), "--name", "ls", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (row,) = metrics(tmp_path / "runs/ls")
+    plain, smoothed = float(row["train_loss"]), float(row["train_loss_smoothed"])
+    # with smoothing 0.2 over 10 classes the smoothed loss cannot fall below about 0.6; plain cross-entropy can
+    assert plain < smoothed - 0.2 and plain < 0.5, row
+    assert f"with label smoothing: {smoothed:.3f}" in result.stdout

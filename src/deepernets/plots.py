@@ -51,13 +51,29 @@ def confusion_heatmap(confusion: list[list[int]], classes: list[str], path: Path
     save_figure(fig, path)
 
 
-def lr_finder_curve(lrs: list[float], losses: list[float], suggestion: float, path: Path, title: str = "") -> None:
+def lr_finder_curve(
+    lrs: list[float],
+    raw_losses: list[float],
+    smoothed: list[float],
+    threshold: float,
+    picked: tuple[float, str],
+    path: Path,
+    title: str = "",
+) -> None:
+    """The range test's losses, the level the loss had to fall below, and the LR picked (with its rule)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.plot(lrs, losses)
-    ax.axvline(suggestion, color="red", linestyle="--", label=f"suggested {suggestion:.2g}")
-    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed loss", title=title or "LR range test")
+    ax.plot(lrs, raw_losses, color="0.75", linewidth=0.8, label="loss per batch")
+    ax.plot(lrs, smoothed, label="smoothed")
+    if threshold == threshold:  # not NaN
+        ax.axhline(threshold, color="0.4", linestyle=":", label="clearly fallen below")
+    lr, rule = picked
+    ax.axvline(lr, color="red", linestyle="--", label=f"picked {lr:.2g} ({rule})")
+    finite = [v for v in raw_losses if v == v]
+    if finite:  # keep the fall readable: the explosion at the end would squash it
+        ax.set_ylim(min(finite) * 0.9, min(max(finite), 3 * finite[0]) * 1.1)
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title=title or "LR range test")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     save_figure(fig, path)
 
 

@@ -19,7 +19,8 @@ from deepernets.config import RunConfig, load_yaml
 METRIC_COLUMNS = [
     "epoch",
     "lr",
-    "train_loss",
+    "train_loss",  # plain cross-entropy, like val_loss
+    "train_loss_smoothed",  # the loss trained on, when label smoothing is on (empty otherwise)
     "train_acc",
     "val_loss",
     "val_acc",

@@ -28,7 +28,7 @@ from deepernets.rundir import RunDir
 DONE = ("finished", "diverged")
 # Settings that change what the LR range test sees; cells that share them share one test.
 LR_FINDER_SETTINGS = ("dataset", "model", "model_options", "optimizer", "batch_size", "subset", "image_size",
-                      "momentum", "nesterov", "weight_decay", "label_smoothing", "precision")  # fmt: skip
+                      "momentum", "nesterov", "weight_decay", "label_smoothing", "precision", "lr_pick")  # fmt: skip
 LR_FINDER_STEPS = 100
 
 
@@ -133,13 +133,15 @@ def lr_finder_key(config: RunConfig) -> str:
     return f"{dataset_slug(config.dataset)}-{config.model}-{config.optimizer}-{digest}"
 
 
-def resolve_lr(config: RunConfig, study_dir: Path, steps: int, log: Callable[[str], None]) -> RunConfig:
-    """Replace `lr: auto` with the LR finder's suggestion for this dataset, model and optimizer.
+def resolve_lr(
+    config: RunConfig, study_dir: Path, steps: int, log: Callable[[str], None]
+) -> tuple[RunConfig, dict[str, Any] | None]:
+    """Replace `lr: auto` with the LR the finder chose for this dataset, model and optimizer; also return its record.
 
     The test runs once per key (seed 0), under a lock so that parallel workers wait for one result.
     """
     if config.lr != "auto":
-        return config
+        return config, None
     from deepernets.train.fit import build_local_parts, find_lr
 
     out = study_dir / "lr_finder" / lr_finder_key(config)
@@ -152,7 +154,8 @@ def resolve_lr(config: RunConfig, study_dir: Path, steps: int, log: Callable[[st
             result = find_lr(parts.model, probe, parts.train_batches, precision, out, log, steps=steps)
             atomic.write_json(result_path, {**result, "dataset": config.dataset, "model": config.model,
                                             "optimizer": config.optimizer})  # fmt: skip
-    return config.replace(lr=json.loads(result_path.read_text())[config.lr_pick])
+    result = json.loads(result_path.read_text())
+    return config.replace(lr=result["suggested_lr"]), result
 
 
 def run_study(
@@ -168,8 +171,9 @@ def run_study(
     from deepernets.train.fit import RunBusy, train
 
     planned = expand(grid, study_dir, overrides, seeds)
-    write_manifest(grid, study_dir, planned)
     mine = planned[shard[0] :: shard[1]]
+    check_data(mine)
+    write_manifest(grid, study_dir, planned)
     counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0, "failed": 0}
     started, trained_time, trained = time.time(), 0.0, 0
     for i, run in enumerate(mine, 1):
@@ -181,15 +185,21 @@ def run_study(
         log(f"[{i}/{len(mine)}] {run.name} | elapsed {_duration(time.time() - started)} | left {_duration(left)}")
         run_started = time.time()
         try:
-            summary = train(resolve_lr(run.config, study_dir, grid.lr_finder_steps, log), resume=True, log=log)
+            config, lr_finder = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
+            summary = train(config, resume=True, log=log, lr_finder=lr_finder)
         except RunBusy:
             counts["busy"] += 1
             log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
             continue
-        except UserError as e:  # one bad cell must not stop the others; it stays listed as unfinished
+        except Exception as e:  # one bad cell must not stop the others: record it, go on, retry it next time
             counts["failed"] += 1
-            log(f"[{i}/{len(mine)}] {run.name} failed: {e}")
+            error = " ".join(str(e).split()) or type(e).__name__
+            if not isinstance(e, UserError):  # a bug: name the exception so it can be found
+                error = f"{type(e).__name__}: {error}"
+            record_failure(study_dir, run.name, error)
+            log(f"[{i}/{len(mine)}] {run.name} failed: {error}")
             continue
+        record_failure(study_dir, run.name, None)
         trained_time += time.time() - run_started
         trained += 1
         counts[summary.get("status", "finished")] += 1
@@ -199,6 +209,31 @@ def run_study(
         f"{_duration(time.time() - started)}; results in {study_dir}"
     )
     return counts
+
+
+def check_data(planned: list[PlannedRun]) -> None:
+    """Load every dataset the runs need before the first run starts: a missing or corrupt one stops the study once,
+    with one line, instead of failing every run in turn."""
+    from deepernets.data import load
+
+    for dataset, data_dir, download, size in dict.fromkeys(
+        (p.config.dataset, p.config.data_dir, p.config.download, p.config.image_size) for p in planned
+    ):
+        load(dataset, data_dir, download, size)
+
+
+def record_failure(study_dir: Path, name: str, error: str | None) -> None:
+    """failures.json: the last error of each run that failed and has not finished since (the report lists them)."""
+    path = study_dir / "failures.json"
+    with locks.lock(study_dir / ".failures.lock"):
+        failures = json.loads(path.read_text()) if path.exists() else {}
+        if error is None and name not in failures:
+            return
+        if error is None:
+            del failures[name]
+        else:
+            failures[name] = {"error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic.write_json(path, failures)
 
 
 def _duration(seconds: float) -> str:

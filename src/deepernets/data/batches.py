@@ -12,9 +12,16 @@ import torch.nn.functional as F
 CROP_PADDING = 4
 
 
-def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
-    """Random draws for one (seed, epoch, stream); stream 0 is the shuffle, 1 + rank each rank's augmentation."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_009 + stream)
+SHUFFLE_STREAM, AUGMENT_STREAM, DROPOUT_STREAM = 0, 1, 1 << 20  # + rank for the per-rank streams
+
+
+def epoch_seed(seed: int, epoch: int, stream: int = SHUFFLE_STREAM) -> int:
+    """The seed of one (seed, epoch, stream): each epoch's draws depend on nothing else, so resuming repeats them."""
+    return (seed * 1_000_003 + epoch) * 1_009 + stream
+
+
+def epoch_generator(seed: int, epoch: int, stream: int = SHUFFLE_STREAM) -> torch.Generator:
+    return torch.Generator().manual_seed(epoch_seed(seed, epoch, stream))
 
 
 class Batches:
@@ -73,7 +80,7 @@ class Batches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order().to(self.device)
-        generator = epoch_generator(self.seed, self.epoch, 1 + self.rank)
+        generator = epoch_generator(self.seed, self.epoch, AUGMENT_STREAM + self.rank)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self.prepare(self.images[idx], generator), self.labels[idx]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from tqdm import tqdm
 
@@ -18,6 +19,7 @@ import deepernets
 from deepernets import data, evaluate, locks, models, plots
 from deepernets.atomic import write_text
 from deepernets.config import LR_PICKS, RunConfig
+from deepernets.data.batches import DROPOUT_STREAM, epoch_seed
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir, to_csv
 from deepernets.train import checkpoint, distributed
@@ -34,24 +36,34 @@ SUBSET_SEED = 0  # subsets are drawn with a fixed seed so every run of a study s
 WHERE_SETTINGS = ("data_dir", "download", "device", "compile", "cuda_graphs", "runs_dir")
 
 
-def train(config: RunConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def train(
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    lr_finder: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train one run into runs_dir/name and return its summary.
 
+    `lr_finder` is the record of a range test run elsewhere (a study's, shared by its cells) that chose config.lr.
     The run folder is locked while it trains, so no two processes train the same run; ranks of one torchrun job
     share rank 0's lock.
     """
     config.validate()
+    # The name is fixed now and saved with the config: a name made from `lr: auto` must still name this run when
+    # its config.yaml, which holds the LR the finder chose, is used to resume it.
+    config = config.replace(name=config.name or config.default_name())
     world = distributed.init(config.device)
-    run = RunDir(Path(config.runs_dir) / (config.name or config.default_name()))
+    run = RunDir(Path(config.runs_dir) / config.name)
     try:
         if not world.is_main:
-            return _train(config, run, resume, log, world)
+            return _train(config, run, resume, log, world, lr_finder)
         with locks.try_lock(run.lock_path) as locked:
             if not locked:
                 raise RunBusy(
                     f"run {run.path} is being trained by another process: wait for it, or pass another --name"
                 )
-            return _train(config, run, resume, log, world)
+            return _train(config, run, resume, log, world, lr_finder)
     finally:
         distributed.shutdown(world)
 
@@ -61,7 +73,12 @@ class RunBusy(UserError):
 
 
 def _train(
-    config: RunConfig, run: RunDir, resume: bool, log: Callable[[str], None], world: distributed.World
+    config: RunConfig,
+    run: RunDir,
+    resume: bool,
+    log: Callable[[str], None],
+    world: distributed.World,
+    lr_finder_info: dict[str, Any] | None,
 ) -> dict[str, Any]:
     precision = resolve_precision(config.precision, world.device)
     if config.cuda_graphs and world.device.type != "cuda":
@@ -82,7 +99,6 @@ def _train(
 
     parts = build_parts(config, world, precision)
     dataset, model, train_batches, test_batches = parts.dataset, parts.model, parts.train_batches, parts.test_batches
-    lr_finder_info = None
     if config.lr == "auto":  # every rank runs the test on its shard (no rank idles); rank 0's answer counts
         lr_finder_info = find_lr(model, config, train_batches, precision, run.path if world.is_main else None, log)
         config = config.replace(lr=distributed.broadcast_float(lr_finder_info["suggested_lr"], world))
@@ -135,7 +151,7 @@ def _train(
 
     status, last_eval = "finished", None
     for epoch in range(start_epoch, config.epochs):
-        torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout draws depend on the epoch alone
+        torch.manual_seed(epoch_seed(config.seed, epoch, DROPOUT_STREAM + world.rank))  # dropout: one stream per rank
         train_batches.set_epoch(epoch)
         started = time.perf_counter()
         stats = train_epoch(forward, optimizer, schedule, train_batches, precision, scaler, config, epoch, world)
@@ -161,6 +177,7 @@ def _train(
             "epoch": epoch + 1,
             "lr": stats["lr"],
             "train_loss": round(stats["loss"], 6),
+            "train_loss_smoothed": None if stats["loss_smoothed"] is None else round(stats["loss_smoothed"], 6),
             "train_acc": round(stats["acc"], 4),
             "val_loss": round(val_loss, 6),
             "val_acc": round(val_acc, 4),
@@ -293,6 +310,7 @@ def train_epoch(
     """One pass over the training batches; None when the loss became NaN or infinite."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
+    smoothed_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
     correct = torch.zeros((), dtype=torch.int64, device=batches.device)
     seen, step, lr = 0, epoch * len(batches), 0.0
     bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not (sys.stderr.isatty() and world.is_main))
@@ -302,6 +320,9 @@ def train_epoch(
         if config.cuda_graphs:  # the previous step's graph outputs are consumed: its memory may be reused
             torch.compiler.cudagraph_mark_step_begin()
         loss, logits = train_step(model, optimizer, x, y, precision, scaler, config.label_smoothing)
+        if config.label_smoothing:  # log plain cross-entropy, comparable with the test loss; the trained one beside
+            smoothed_sum += loss * len(y)
+            loss = F.cross_entropy(logits.float(), y)
         loss_sum += loss * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -310,14 +331,13 @@ def train_epoch(
             return None
     if diverged(loss_sum, world):
         return None
-    totals = all_reduce(
-        torch.stack([loss_sum, correct.double(), torch.tensor(seen, dtype=torch.float64, device=batches.device)]),
-        world,
-    )
+    count = torch.tensor(seen, dtype=torch.float64, device=batches.device)
+    totals = all_reduce(torch.stack([loss_sum, correct.double(), count, smoothed_sum]), world)
     return {
         "loss": totals[0].item() / totals[2].item(),
         "acc": 100 * totals[1].item() / totals[2].item(),
         "images": totals[2].item(),
+        "loss_smoothed": totals[3].item() / totals[2].item() if config.label_smoothing else None,
         "lr": lr,
     }
 
@@ -349,29 +369,35 @@ def find_lr(
     log: Callable[[str], None],
     **test_options: Any,
 ) -> dict[str, Any]:
-    """Run the LR range test, write its history CSV and plot into `out` (if given), and return its suggestions."""
+    """Run the LR range test, write its history CSV and plot into `out` (if given), and return what it chose.
+
+    It never fails for want of a usable curve: it then falls back (see lr_finder.LRFinderResult.choose) and warns,
+    so every rank of a torchrun job comes back with an answer.
+    """
     probe = build_optimizer(model, config, 1e-7)
     result = lr_range_test(model, probe, batches, precision, **test_options)
-    if result.too_few_points:
-        log(
-            f"warning: the LR finder recorded only {len(result.lrs)} points (the loss blew up early, or too few "
-            "steps); its suggestion is unreliable"
-        )
-    suggestion = result.pick(config.lr_pick)
-    if not math.isfinite(suggestion):
-        raise UserError("the LR finder found no usable learning rate: pass --lr with a number instead")
+    choice = result.choose(config.lr_pick, config.optimizer)
     if out is not None:
         write_text(out / "lr_finder.csv", to_csv(result.rows(), ["step", "lr", "loss", "smoothed_loss"]))
-        title = f"LR range test: {config.model} on {config.dataset}"
-        plots.lr_finder_curve(result.lrs, result.losses, suggestion, out / "plots" / "lr_finder.png", title)
+        title = f"LR range test: {config.model} on {config.dataset} ({config.optimizer})"
+        label = choice.picked_by + (", fallback" if choice.fallback else "")
+        plots.lr_finder_curve(
+            result.lrs, result.raw_losses, result.losses, result.threshold, (choice.lr, label),
+            out / "plots" / "lr_finder.png", title,
+        )  # fmt: skip
     log(
         f"LR finder: valley {result.valley:.3g}, steep {result.steep:.3g}, minimum/10 {result.minimum_tenth:.3g}, "
-        f"minimum {result.minimum:.3g}; using the {config.lr_pick} suggestion {suggestion:.3g}"
+        f"minimum {result.minimum:.3g}; using {choice.lr:.3g} ({choice.picked_by})"
     )
+    if choice.warning:
+        log(f"warning: {choice.warning}")
     return {
-        "suggested_lr": suggestion,
+        "suggested_lr": choice.lr,
         "method": config.lr_pick,
-        **{method: result.pick(method) for method in LR_PICKS},
+        "picked_by": choice.picked_by,
+        "fallback": choice.fallback,
+        "warning": choice.warning,
+        **{method: getattr(result, method) for method in LR_PICKS},
         "points": len(result.lrs),
     }
 
@@ -462,9 +488,11 @@ def write_plots(run: RunDir, history: list[dict[str, Any]], steps_per_epoch: int
 
 def epoch_lines(row: dict[str, Any]) -> list[str]:
     minutes, seconds = divmod(int(round(row["epoch_time_s"])), 60)
+    smoothed = row.get("train_loss_smoothed")
     return [
         f"Epoch: {row['epoch']:02} | Epoch Time: {minutes}m {seconds}s | Timestamp: {row['timestamp']}",
-        f"\tTrain Loss: {row['train_loss']:.3f} | Train Acc: {row['train_acc']:.2f}%",
+        f"\tTrain Loss: {row['train_loss']:.3f} | Train Acc: {row['train_acc']:.2f}%"
+        + (f" | with label smoothing: {smoothed:.3f}" if smoothed is not None else ""),
         f"\t Val. Loss: {row['val_loss']:.3f} |  Val. Acc: {row['val_acc']:.2f}%",
     ]
 
