@@ -34,6 +34,23 @@ def test_multistep_drops_tenfold_at_half_and_three_quarters():
     assert values[59] == pytest.approx(0.01) and values[60] == pytest.approx(0.001)
 
 
+@pytest.mark.parametrize(
+    ("epochs", "steps", "drops"),
+    [
+        (1, 10, [5, 8]),  # 7.5 rounds to 8; per-epoch rounding put both drops on epochs 0 and 1 (the end)
+        (1, 391, [196, 293]),  # one CIFAR-10 epoch at batch 128
+        (2, 7, [7, 10]),  # 10.5 rounds to 10; per epoch the second drop fell on step 14, after the run
+        (3, 4, [6, 9]),  # per epoch both drops fell on epoch 2: a single ÷100
+        (3, 10, [15, 22]),
+    ],
+)
+def test_multistep_milestones_are_placed_on_steps(epochs, steps, drops):
+    """Each drop lands on step round(fraction × total steps), as the paper's 32k and 48k iterations do."""
+    values = lrs("multistep", epochs=epochs, steps=steps)
+    expected = [0.1 * 0.1 ** sum(step >= d for d in drops) for step in range(epochs * steps)]
+    assert values == pytest.approx(expected)
+
+
 def test_plateau_drops_after_patience_and_restores_its_state():
     s = Schedule(RunConfig(schedule="plateau", patience=2), 0.1, 10)
     for loss in (1.0, 0.9, 0.95, 0.95):

@@ -26,7 +26,9 @@ class Schedule:
         self.steps_per_epoch = steps_per_epoch
         self.total = max(1, config.epochs * steps_per_epoch)
         self.warmup = round(config.warmup_epochs * steps_per_epoch)
-        self.milestones = sorted(round(m * config.epochs) * steps_per_epoch for m in config.milestones)
+        # On steps, not epochs, as the paper's drops at 32k and 48k iterations: rounded to whole epochs, a 1-epoch
+        # run would drop at step 0 and a 3-epoch run would drop both times at epoch 2.
+        self.milestones = sorted(round(m * self.total) for m in config.milestones)
         self.gamma = config.gamma
         self.patience = config.patience
         self.plateau_factor = 1.0
