@@ -13,6 +13,7 @@ ONECYCLE_WARMUP = 0.3  # fraction of the steps spent rising, as torch's OneCycle
 ONECYCLE_START_DIV = 25.0  # start at peak / 25
 ONECYCLE_END_DIV = 1e4  # end at start / 1e4
 PLATEAU_THRESHOLD = 1e-4  # relative improvement of the test loss that counts
+PLATEAU_MIN_DROP = 1e-8  # a drop smaller than this is skipped, as torch's ReduceLROnPlateau `eps`
 
 
 def _cosine(start: float, end: float, fraction: float) -> float:
@@ -61,9 +62,13 @@ class Schedule:
         if test_loss < self.plateau_best * (1 - PLATEAU_THRESHOLD):
             self.plateau_best, self.plateau_bad_epochs = test_loss, 0
             return
+        # As torch's ReduceLROnPlateau (mode min, rel threshold, cooldown 0): the LR drops at the (patience + 1)-th
+        # epoch in a row without a better loss, and the count starts again.
         self.plateau_bad_epochs += 1
         if self.plateau_bad_epochs > self.patience:
-            self.plateau_factor *= self.gamma
+            lr = self.peak * self.plateau_factor
+            if lr - lr * self.gamma > PLATEAU_MIN_DROP:
+                self.plateau_factor *= self.gamma
             self.plateau_bad_epochs = 0
 
     def state_dict(self) -> dict[str, float]:
