@@ -22,6 +22,9 @@ FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
 COMPRESSED_SUFFIXES = ("", ".xz", ".gz")
+# Part of every cache key: bump it when a parser (here or in formats.py) changes what it returns, or the cache
+# would keep serving arrays decoded by the old one.
+CACHE_FORMAT = 1
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]
 
@@ -230,7 +233,7 @@ def cache_dir() -> Path:
 
 
 def _cache_path(name: str, found: Found) -> Path:
-    key = hashlib.sha256()
+    key = hashlib.sha256(f"format {CACHE_FORMAT}\n".encode())
     for f in found.layout.files:
         stat = found.path(f).stat()
         key.update(f"{found.path(f).resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
@@ -240,8 +243,8 @@ def _cache_path(name: str, found: Found) -> Path:
 def load_arrays(name: str, found: Found) -> tuple[Arrays, bool | None]:
     """The dataset's arrays and whether the MD5s passed (None: no official MD5 known).
 
-    The decoded arrays are cached, keyed by each file's path, size and modification time, because
-    decompressing CIFAR-10's .xz files takes about 10 s; the cache is only written after the MD5s passed.
+    The decoded arrays are cached, keyed by CACHE_FORMAT and each file's path, size and modification time,
+    because decompressing CIFAR-10's .xz files takes about 10 s; the cache is only written after the MD5s passed.
     """
     cached = _cache_path(name, found)
     if cached.exists():
