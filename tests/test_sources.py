@@ -1,5 +1,9 @@
 """Where datasets come from: the decoded-array cache and the download."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 
 from deepernets.data import formats, sources
@@ -42,3 +46,18 @@ def test_cache_entry_of_another_format_version_is_not_served(tmp_path, monkeypat
     monkeypatch.setattr(sources, "CACHE_FORMAT", current)
     (fresh, train_y, *_), _ = sources.load_arrays("cifar100", found)
     assert fresh.max() > 0 and train_y.tolist() == [3, 7, 42]
+
+
+def test_a_fresh_load_warns_nothing(tmp_path):
+    """Parsers return read-only views of the files' bytes; turned into tensors as they are, torch warned on stderr
+    (once per process, hence a process of its own)."""
+    write_cifar100_binary(tmp_path / "data", [3, 7, 42], [99])
+    code = f"from deepernets import data; data.load('cifar100', {str(tmp_path / 'data')!r}, download=False)"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        env={**os.environ, "DEEPERNETS_CACHE": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
