@@ -1,9 +1,15 @@
 """Bad input: one line on stderr, exit code 2, no traceback, nothing already written damaged."""
 
+import os
+import pickle
 import struct
 
 import pytest
+import torch
 from conftest import run_cli
+
+from deepernets import models
+from deepernets.train import checkpoint
 
 
 def assert_user_error(result, *fragments: str) -> None:
@@ -78,6 +84,55 @@ def test_unreadable_checkpoint_is_reported_and_left_alone(tmp_path):
     assert_user_error(result, "cannot read checkpoint")
     assert (run / "checkpoints" / "last.pt").read_bytes() == garbage
     assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == ["checkpoints", "config.yaml"]
+
+
+class NotPlainData:  # any class will do: weights_only refuses every global it does not know
+    pass
+
+
+class RunsCode:
+    def __reduce__(self):
+        return os.system, ("echo pwned",)
+
+
+@pytest.mark.parametrize("content", ["custom class", "code"])
+def test_malicious_checkpoint_is_one_line_naming_the_file_and_the_fix(tmp_path, content):
+    run = tmp_path / "runs" / "evil"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("model: resnet20\ndataset: mnist\nname: evil\n")
+    path = run / "checkpoints" / "last.pt"
+    if content == "custom class":  # a checkpoint as torch.save writes it, with an object weights_only refuses
+        torch.save({"format": checkpoint.FORMAT, "model": NotPlainData()}, path)
+    else:  # a bare pickle that would run a command, as a hostile file would be
+        path.write_bytes(pickle.dumps(RunsCode()))
+    saved = path.read_bytes()
+    for command in (
+        ["evaluate", str(run)],
+        ["predict", str(run), "x.png"],
+        ["train", "--config", str(run / "config.yaml"), "--resume"],
+    ):
+        result = run_cli(*command, cwd=tmp_path)
+        fix = "delete it and train the run again"
+        assert_user_error(result, "cannot read checkpoint", "runs/evil/checkpoints/last.pt", "could run code", fix)
+        assert "\x1b" not in result.stderr and "weights_only" not in result.stderr  # none of torch's advice
+        assert "pwned" not in result.stdout
+    assert path.read_bytes() == saved
+
+
+def test_checkpoint_of_another_model_is_one_line(tmp_path, data_dir):
+    run = tmp_path / "runs" / "other"
+    (run / "checkpoints").mkdir(parents=True)
+    settings = "model: resnet20\ndataset: mnist\nname: other\nsubset: 64\ntest_subset: 64\nbatch_size: 32\n"
+    (run / "config.yaml").write_text(settings)
+    path = run / "checkpoints" / "last.pt"
+    state = {"epoch": 1, "history": [], "schedule": {}, "optimizer": {}, "lr_finder": None}
+    state["model"] = models.build("resnet32", 1, 10).state_dict()  # plain data, but another model's weights
+    state["data"] = {"classes": list("0123456789"), "mean": [0.1], "std": [0.3], "in_channels": 1, "image_size": 32}
+    checkpoint.save(path, state)
+    env = {"DEEPERNETS_DATA": str(data_dir), "DEEPERNETS_CACHE": str(tmp_path / "cache")}
+    for command in (["evaluate", str(run)], ["train", "--config", str(run / "config.yaml"), "--resume"]):
+        result = run_cli(*command, cwd=tmp_path, env=env)
+        assert_user_error(result, "checkpoint", "runs/other/checkpoints/last.pt", "delete it and train the run again")
 
 
 def test_existing_run_is_not_overwritten(tmp_path):

@@ -1,9 +1,12 @@
 import pytest
 import torch
 import torchvision
+from torch import nn
 
 from deepernets import models
 from deepernets.errors import UserError
+from deepernets.train.cpu_speed import NCHWConv2d
+from deepernets.train.device import Precision, place_model
 
 
 @pytest.mark.parametrize(
@@ -71,3 +74,61 @@ def test_unknown_model_and_option():
         models.build("resnet20", head="classic")
     with pytest.raises(UserError, match="shortcut"):
         models.build("resnet20", shortcut="C")
+
+
+# What `deepernets models` printed before VGG got its adaptive pooling: parameters and forward FLOPs at 32×32.
+VGG_AT_32 = {
+    ("vgg11", "compact"): (9_750_922, 306_587_648),
+    ("vgg11", "classic"): (28_144_010, 343_359_488),
+    ("vgg11_bn", "compact"): (9_753_674, 306_587_648),
+    ("vgg13_bn", "compact"): (9_938_378, 457_582_592),
+    ("vgg16", "classic"): (33_638_218, 664_223_744),
+    ("vgg16_bn", "compact"): (15_249_354, 627_451_904),
+    ("vgg19_bn", "compact"): (20_560_330, 797_321_216),
+    ("vgg19_bn", "classic"): (38_953_418, 834_093_056),
+}
+
+
+@pytest.mark.parametrize(("name", "head"), list(VGG_AT_32))
+def test_vgg_parameters_and_flops_at_32x32_are_unchanged(name, head):
+    assert (
+        models.count_parameters(models.build(name, 3, 10, head=head)),
+        models.flops_per_image(name, 3, 10, 32, head=head),
+    ) == VGG_AT_32[name, head]
+
+
+def test_vgg_pooling_is_the_identity_at_32x32():
+    torch.manual_seed(0)
+    model = models.build("vgg11_bn", 3, 10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.classifier(model.features(x).flatten(1)))  # the head as before pooling
+
+
+@pytest.mark.parametrize("size", [33, 40, 64, 100])
+@pytest.mark.parametrize("name", ["vgg11_bn", "vgg16"])
+def test_vgg_runs_at_any_size_from_32(name, size):
+    model = models.build(name, 3, 10).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, size, size)).shape == (2, 10)
+    assert models.flops_per_image(name, size=size) > models.flops_per_image(name, size=32)
+
+
+def test_vgg_at_64_pixels_through_the_cpu_layer_swaps():
+    """At 64×64 the last stage convolves 4×4 maps (NCHW on CPU) and no 2×2 ones (nothing folded)."""
+    torch.manual_seed(0)
+    model = models.build("vgg11_bn", 3, 10)
+    reference = models.build("vgg11_bn", 3, 10).eval()
+    reference.load_state_dict(model.state_dict())
+    sizes = models.conv_input_sizes(model, (3, 64, 64))
+    assert list(sizes.values()) == [(64, 64), (32, 32), (16, 16), (16, 16), (8, 8), (8, 8), (4, 4), (4, 4)]
+    placed = place_model(model, torch.device("cpu"), Precision("bf16", True, "cpu"), (3, 64, 64))
+    convs = [m for m in placed.modules() if isinstance(m, nn.Conv2d)]
+    assert [type(c) for c in convs] == [nn.Conv2d] * 6 + [NCHWConv2d] * 2
+    x = torch.randn(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(placed.eval()(x), reference(x), atol=1e-4)
+    with Precision("bf16", True, "cpu").autocast():
+        loss = placed.train()(x).float().logsumexp(1).sum()
+    loss.backward()
+    assert all(c.weight.grad is not None and c.weight.grad.isfinite().all() for c in convs)

@@ -72,7 +72,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float, help="cosine: linear warmup length in epochs")
     p.add_argument("--milestones", type=float, nargs="+", help="multistep: fractions of training (default 0.5 0.75)")
     p.add_argument("--gamma", type=float, help="multistep and plateau: LR factor (default 0.1)")
-    p.add_argument("--patience", type=int, help="plateau: epochs without improvement before the LR drops")
+    p.add_argument("--patience", type=int, help="plateau: bad epochs in a row tolerated; the LR drops after one more")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (CUDA, then CPU), cpu or cuda[:N]")

@@ -40,7 +40,7 @@ class RunConfig:
     warmup_epochs: float = 0.0  # cosine: linear warmup length
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # multistep: fractions of training
     gamma: float = 0.1  # multistep and plateau: LR factor
-    patience: int = 5  # plateau: epochs without improvement of the test loss before the LR drops
+    patience: int = 5  # plateau: epochs in a row without a better test loss tolerated; the LR drops after one more
     label_smoothing: float = 0.0
     seed: int = 0
     device: str = "auto"

@@ -47,7 +47,7 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     target = resolve_device(device)
     precision = resolve_precision("auto" if config.precision == "fp16" else config.precision, target)
     model = models.build(config.model, info["in_channels"], len(info["classes"]), **config.model_options)
-    model.load_state_dict(state["model"])
+    checkpoint.restore(run.checkpoint_path, state, model=model)
     size = info["image_size"]
     model = place_model(model, target, precision, (info["in_channels"], size, size)).eval()
     return LoadedRun(run, model, info, precision, target)

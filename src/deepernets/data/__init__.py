@@ -78,10 +78,10 @@ def _dataset(name, train_x, train_y, test_x, test_y, classes, augment, location,
     mean, std = channel_stats(train_x)
     return Dataset(
         name=name,
-        train_images=torch.from_numpy(np.ascontiguousarray(train_x)),
-        train_labels=torch.from_numpy(np.ascontiguousarray(train_y)),
-        test_images=torch.from_numpy(np.ascontiguousarray(test_x)),
-        test_labels=torch.from_numpy(np.ascontiguousarray(test_y)),
+        train_images=_tensor(train_x),
+        train_labels=_tensor(train_y),
+        test_images=_tensor(test_x),
+        test_labels=_tensor(test_y),
         classes=list(classes),
         mean=mean,
         std=std,
@@ -89,6 +89,11 @@ def _dataset(name, train_x, train_y, test_x, test_y, classes, augment, location,
         location=location,
         verified=verified,
     )
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    # Parsers return views of the file's bytes, which numpy marks read-only, and torch warns about those.
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))
 
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -2,6 +2,7 @@
 
 A root is searched in order: `--data-dir`, `$DEEPERNETS_DATA`, `./data`. Under a root each dataset has a few
 accepted layouts (ours, and the ones torchvision's downloads produce). Files may be plain, .gz or .xz.
+A download fetches the official archives only; our own parsers read them, as they read files found on disk.
 """
 
 import hashlib
@@ -22,6 +23,9 @@ FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]  # fmt: skip
 COMPRESSED_SUFFIXES = ("", ".xz", ".gz")
+# Part of every cache key: bump it when a parser (here or in formats.py) changes what it returns, or the cache
+# would keep serving arrays decoded by the old one.
+CACHE_FORMAT = 1
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]
 
@@ -199,27 +203,76 @@ def expected_files(name: str, data_dir: str | Path | None) -> str:
     return f"expected {files} under one of: {looked}"
 
 
-def download(name: str, data_dir: str | Path | None) -> None:
-    """Fetch the dataset with torchvision into the first root; raises UserError when the network is closed."""
-    from torchvision import datasets
+@dataclass(frozen=True)
+class Download:
+    """A dataset's official files: the folder under the root they unpack into, mirrors tried in order, and each
+    file's name with the MD5 of the file as downloaded (the URLs and MD5s torchvision's dataset classes use)."""
 
-    constructors = {
-        "mnist": datasets.MNIST,
-        "fashion-mnist": datasets.FashionMNIST,
-        "cifar10": datasets.CIFAR10,
-        "cifar100": datasets.CIFAR100,
-    }
-    root = roots(data_dir)[0]
+    folder: str
+    mirrors: tuple[str, ...]
+    files: tuple[tuple[str, str], ...]
+
+
+DOWNLOADS: dict[str, Download] = {
+    "mnist": Download(
+        "mnist",
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        (
+            ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+            ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+            ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+            ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+        ),
+    ),
+    "fashion-mnist": Download(
+        "fashion-mnist",
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        (
+            ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+            ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+            ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+            ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310"),
+        ),
+    ),
+    "cifar10": Download(
+        "cifar10",
+        ("https://www.cs.toronto.edu/~kriz/",),
+        (("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
+    ),
+    "cifar100": Download(
+        "cifar100",
+        ("https://www.cs.toronto.edu/~kriz/",),
+        (("cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),),
+    ),
+}
+
+
+def download(name: str, data_dir: str | Path | None) -> None:
+    """Fetch the dataset's official archives into the first root and unpack them; UserError when none can be had.
+
+    Only the archives come from torchvision (its download checks their MD5s); torchvision's dataset classes are
+    not used, because they unpickle CIFAR's python version with full pickle. Our parsers read what is unpacked.
+    """
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    source = DOWNLOADS[name]
+    folder = roots(data_dir)[0] / source.folder
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)
     try:
-        for train in (True, False):
-            constructors[name](str(root), train=train, download=True)
-    except Exception as e:  # network errors come in many types; any of them means "no download here"
-        raise UserError(
-            f"dataset {name} was not found and could not be downloaded ({type(e).__name__}: {e}); "
-            f"{expected_files(name, data_dir)}; pass --data-dir or set DEEPERNETS_DATA"
-        ) from None
+        for file, md5 in source.files:
+            errors = []
+            for mirror in source.mirrors:
+                try:
+                    download_and_extract_archive(mirror + file, folder, filename=file, md5=md5, remove_finished=True)
+                    break
+                except Exception as e:  # network errors come in many types; any of them means "not from here"
+                    errors.append(f"{mirror}{file}: {type(e).__name__}: {e}")
+            else:
+                raise UserError(
+                    f"dataset {name} was not found and could not be downloaded ({'; '.join(errors)}); "
+                    f"{expected_files(name, data_dir)}; pass --data-dir or set DEEPERNETS_DATA"
+                )
     finally:
         socket.setdefaulttimeout(previous)
 
@@ -230,7 +283,7 @@ def cache_dir() -> Path:
 
 
 def _cache_path(name: str, found: Found) -> Path:
-    key = hashlib.sha256()
+    key = hashlib.sha256(f"format {CACHE_FORMAT}\n".encode())
     for f in found.layout.files:
         stat = found.path(f).stat()
         key.update(f"{found.path(f).resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
@@ -240,8 +293,8 @@ def _cache_path(name: str, found: Found) -> Path:
 def load_arrays(name: str, found: Found) -> tuple[Arrays, bool | None]:
     """The dataset's arrays and whether the MD5s passed (None: no official MD5 known).
 
-    The decoded arrays are cached, keyed by each file's path, size and modification time, because
-    decompressing CIFAR-10's .xz files takes about 10 s; the cache is only written after the MD5s passed.
+    The decoded arrays are cached, keyed by CACHE_FORMAT and each file's path, size and modification time,
+    because decompressing CIFAR-10's .xz files takes about 10 s; the cache is only written after the MD5s passed.
     """
     cached = _cache_path(name, found)
     if cached.exists():

@@ -1,4 +1,5 @@
-"""VGG (Simonyan & Zisserman) for 32×32 inputs: five 2×2 poolings leave 512×1×1 features.
+"""VGG (Simonyan & Zisserman) for inputs of 32×32 or more: five 2×2 poolings leave 512×1×1 features at 32×32, and
+an adaptive average pooling brings larger maps down to 1×1 for the head (at 32×32 it is the identity).
 
 Two heads: "compact" (512-512-512-classes, as chenyaofo/pytorch-cifar-models) and "classic" (the study's
 4096-4096 head with dropout).
@@ -46,6 +47,7 @@ class VGG(nn.Module):
         if head not in HEAD_WIDTHS:
             raise ValueError(f"unknown head '{head}'; choose one of: {', '.join(HEAD_WIDTHS)}")
         self.features = make_features(CONFIGS[depth], in_channels, batch_norm)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)  # inputs of 64 pixels and more leave maps larger than 1×1
         width = HEAD_WIDTHS[head]
         self.classifier = nn.Sequential(
             nn.Linear(512, width),
@@ -63,7 +65,7 @@ class VGG(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, x):  # noqa: ANN001, ANN201
-        return self.classifier(self.features(x).flatten(1))
+        return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
 def make_features(config: list[int | str], in_channels: int, batch_norm: bool) -> nn.Sequential:

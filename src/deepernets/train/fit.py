@@ -108,9 +108,7 @@ def _train(
 
     history: list[dict[str, Any]] = []
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        checkpoint.restore(run.checkpoint_path, state, model=model, optimizer=optimizer, schedule=schedule)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history = list(state["history"])

@@ -13,6 +13,7 @@ ONECYCLE_WARMUP = 0.3  # fraction of the steps spent rising, as torch's OneCycle
 ONECYCLE_START_DIV = 25.0  # start at peak / 25
 ONECYCLE_END_DIV = 1e4  # end at start / 1e4
 PLATEAU_THRESHOLD = 1e-4  # relative improvement of the test loss that counts
+PLATEAU_MIN_DROP = 1e-8  # a drop smaller than this is skipped, as torch's ReduceLROnPlateau `eps`
 
 
 def _cosine(start: float, end: float, fraction: float) -> float:
@@ -26,7 +27,9 @@ class Schedule:
         self.steps_per_epoch = steps_per_epoch
         self.total = max(1, config.epochs * steps_per_epoch)
         self.warmup = round(config.warmup_epochs * steps_per_epoch)
-        self.milestones = sorted(round(m * config.epochs) * steps_per_epoch for m in config.milestones)
+        # On steps, not epochs, as the paper's drops at 32k and 48k iterations: rounded to whole epochs, a 1-epoch
+        # run would drop at step 0 and a 3-epoch run would drop both times at epoch 2.
+        self.milestones = sorted(round(m * self.total) for m in config.milestones)
         self.gamma = config.gamma
         self.patience = config.patience
         self.plateau_factor = 1.0
@@ -59,9 +62,13 @@ class Schedule:
         if test_loss < self.plateau_best * (1 - PLATEAU_THRESHOLD):
             self.plateau_best, self.plateau_bad_epochs = test_loss, 0
             return
+        # As torch's ReduceLROnPlateau (mode min, rel threshold, cooldown 0): the LR drops at the (patience + 1)-th
+        # epoch in a row without a better loss, and the count starts again.
         self.plateau_bad_epochs += 1
         if self.plateau_bad_epochs > self.patience:
-            self.plateau_factor *= self.gamma
+            lr = self.peak * self.plateau_factor
+            if lr - lr * self.gamma > PLATEAU_MIN_DROP:
+                self.plateau_factor *= self.gamma
             self.plateau_bad_epochs = 0
 
     def state_dict(self) -> dict[str, float]:
