@@ -155,3 +155,48 @@ def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir, shards)
         assert starts(run) == 1, run.name
     if shards == ("0/2", "1/2"):  # disjoint shares: neither worker ever meets the other's runs
         assert all("[2/2]" in out and "another worker is running it" not in out for out, _ in outputs)
+
+
+def test_a_later_invocation_adds_to_the_plan_instead_of_replacing_it(tmp_path):
+    """study.json accumulates: a second invocation with fewer seeds keeps the third seed's run in the plan."""
+    grid = study.load_grid(str(write_grid(tmp_path, tmp_path)))
+    st = tmp_path / "st"
+    study.write_manifest(grid, st, study.expand(grid, st, {}, seeds=3))
+    study.write_manifest(grid, st, study.expand(grid, st, {}, seeds=2))
+    runs = json.loads((st / "study.json").read_text())["runs"]
+    names = [r["name"] for r in runs]
+    assert len(names) == len(set(names)) == 6
+    assert "mnist-resnet20-scheduler-s2" in names
+    assert {r["cell"]["policy"] for r in runs} == {"lr0.01", "scheduler"}
+    assert all(r["config"]["epochs"] == 2 for r in runs)  # the planned settings travel with each run
+    with pytest.raises(UserError, match="epochs"):  # the same run names with other settings: refused, not mixed
+        study.write_manifest(grid, st, study.expand(grid, st, {"epochs": 3}, seeds=1))
+    assert json.loads((st / "study.json").read_text())["runs"] == runs
+
+
+MANIFEST_WORKER = """
+import sys, time
+from pathlib import Path
+from deepernets import study
+grid_path, st, go, model = sys.argv[1:]
+grid = study.load_grid(grid_path)
+grid.axes["model"] = [model]
+planned = study.expand(grid, Path(st), {}, seeds=20)
+while not Path(go).exists():
+    time.sleep(0.005)
+for seed in range(20):  # new runs in every write, so a write that drops another's runs loses them for good
+    study.write_manifest(grid, Path(st), [p for p in planned if p.cell["seed"] == seed])
+"""
+
+
+def test_workers_starting_at_once_all_land_in_the_plan(tmp_path):
+    """Shard workers start together: each one's read-merge-write of study.json must keep the others' runs."""
+    grid = write_grid(tmp_path, tmp_path)
+    models = ["resnet20", "resnet32", "resnet44", "resnet56"]
+    args = [str(grid), str(tmp_path / "st"), str(tmp_path / "go")]
+    workers = [subprocess.Popen([sys.executable, "-c", MANIFEST_WORKER, *args, model]) for model in models]
+    time.sleep(3)  # let every worker import and wait at the start line
+    (tmp_path / "go").touch()
+    assert all(w.wait(timeout=120) == 0 for w in workers)
+    names = {r["name"] for r in json.loads((tmp_path / "st/study.json").read_text())["runs"]}
+    assert names == {f"mnist-{m}-{p}-s{s}" for m in models for p in ("lr0.01", "scheduler") for s in range(20)}
