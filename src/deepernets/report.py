@@ -1,15 +1,17 @@
 """Build report.md and a self-contained report.html from run directories alone.
 
 Runs are found under one or more folders (any directory holding config.yaml and summary.json). A study's
-study.json names the runs it planned, so missing runs are listed instead of silently dropped.
+study.json names the runs it planned and the cell (policy) of each, so missing runs are listed instead of silently
+dropped, and a cell says how many of its planned runs finished.
 """
 
 import base64
 import csv
 import html
 import json
+import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +65,19 @@ class Run:
     summary: dict[str, Any]
     metrics: list[dict[str, str]]
     policy: str
-    study_dir: Path | None
+    study_dir: Path | None  # the study folder the run lies in, if any
+    planned: bool  # whether its study's study.json plans it
     variant: str  # the settings besides dataset, model, optimizer, policy and seed, as words
+
+    @property
+    def cell(self) -> tuple[str, str, str, str, str]:
+        """Runs of one cell are seeds of one experiment: they are averaged together."""
+        return (self.config.dataset, self.config.model, self.config.optimizer, self.policy, self.variant)
+
+    @property
+    def label(self) -> str:
+        """The run's folder with its parent, unique where several study folders hold runs of the same names."""
+        return f"{self.dir.path.parent.name}/{self.dir.name}"
 
     @property
     def status(self) -> str:
@@ -73,6 +86,30 @@ class Run:
     @property
     def final(self) -> float | None:
         return self.summary.get("final_test_acc")
+
+
+@dataclass
+class Planned:
+    """A run that a study's study.json plans."""
+
+    name: str
+    dir: Path  # resolved, like study_dir
+    study_dir: Path
+    cell: dict[str, Any]  # the axis values and seed that make the run
+    config: RunConfig | None  # its planned settings; None in study.json files written before they were recorded
+
+    @property
+    def policy(self) -> str | None:
+        if "policy" in self.cell:
+            return self.cell["policy"]
+        return policy_of(self.config) if self.config else None
+
+    @property
+    def cell_key(self) -> tuple[str, str, str, str, str] | None:
+        if self.config is None or self.policy is None:
+            return None
+        c = self.config
+        return (c.dataset, c.model, c.optimizer, self.policy, variant_of(c))
 
 
 @dataclass
@@ -157,6 +194,9 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def policy_of(config: RunConfig) -> str:
+    """A policy named from the settings, for runs that no study plan names (a planned `lr: auto` is unresolved)."""
+    if config.lr == "auto":
+        return f"{config.schedule} lr auto ({config.lr_pick})"
     return f"lr{config.lr}" if config.schedule == "constant" else f"{config.schedule} lr{config.lr:.3g}"
 
 
@@ -183,45 +223,73 @@ VARIANT_DETAILS = (
 )
 
 
-def find_runs(folders: list[Path]) -> tuple[list[Run], list[dict[str, Any]]]:
+def find_runs(folders: list[Path]) -> tuple[list[Run], list[Planned]]:
     """Every run under the folders, and every run that a study there planned (study.json)."""
-    runs, planned = [], []
-    seen: set[Path] = set()
+    plans: dict[Path, Planned] = {}
     for folder in folders:
         if not folder.is_dir():
             raise UserError(f"{folder} is not a folder of runs")
         for manifest in sorted(folder.rglob("study.json")):
+            study_dir = manifest.parent.resolve()
             for entry in json.loads(manifest.read_text())["runs"]:
-                planned.append({**entry, "dir": manifest.parent / entry["name"], "study_dir": manifest.parent})
+                config = RunConfig.from_dict(entry["config"], str(manifest)) if "config" in entry else None
+                p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config)
+                plans.setdefault(p.dir, p)
+    study_dirs = {p.study_dir for p in plans.values()}
+    runs = []
+    seen: set[Path] = set()
+    for folder in folders:
         for config_path in sorted(folder.rglob("config.yaml")):
             run_dir = RunDir(config_path.parent)
-            if run_dir.path.resolve() in seen or run_dir.read_summary() is None:
+            path = run_dir.path.resolve()
+            if path in seen or run_dir.read_summary() is None:
                 continue
-            seen.add(run_dir.path.resolve())
+            seen.add(path)
             config = run_dir.read_config()
-            study = next((p for p in planned if p["dir"].resolve() == run_dir.path.resolve()), None)
+            plan = plans.get(path)
+            # a run its study's plan lacks (study.json of an older version kept only the last invocation's runs)
+            # belongs to the cell of its planned seeds, whose names differ only in the seed
+            source = plan or _planned_sibling(path, plans)
             runs.append(
                 Run(
                     dir=run_dir,
                     config=config,
                     summary=run_dir.read_summary() or {},
                     metrics=run_dir.read_metrics(),
-                    policy=study["cell"].get("policy", policy_of(config)) if study else policy_of(config),
-                    study_dir=study["study_dir"] if study else None,
+                    policy=(source.policy if source else None) or policy_of(config),
+                    study_dir=path.parent if plan or path.parent in study_dirs else None,
+                    planned=plan is not None,
                     variant=variant_of(config),
                 )
             )
-    return runs, planned
+    return runs, list(plans.values())
 
 
-def mean_std(values: list[float], diverged: int = 0) -> str:
-    """mean ± std (n) of final accuracies; runs that diverged are counted beside n, not averaged in."""
-    note = f", {diverged} diverged" if diverged else ""
+def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:
+    """A planned run in the same study folder whose name differs only in the seed."""
+
+    def cell_name(name: str) -> str:
+        return re.sub(r"-s\d+$", "", name)
+
+    siblings = (p for p in plans.values() if p.study_dir == run.parent and cell_name(p.name) == cell_name(run.name))
+    return next(siblings, None)
+
+
+def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinished: int = 0) -> str:
+    """mean ± std (n) of final accuracies; diverged runs are counted beside n, not averaged in.
+
+    When a study planned more runs for the cell than finished, n says of how many, and the planned runs that are
+    running, failed or missing are counted as unfinished, so a mean over fewer seeds never passes for the whole cell.
+    """
+    n = f"n={len(values)}" + (f" of {planned}" if planned > len(values) else "")
+    notes = (f", {diverged} diverged" if diverged else "") + (f", {unfinished} unfinished" if unfinished else "")
     if not values:
-        return f"diverged (n=0{note})" if diverged else "—"
+        if not notes:
+            return "—"
+        return f"{'diverged' if diverged and not unfinished else '—'} ({n}{notes})"
     if len(values) == 1:
-        return f"{values[0]:.2f} (n=1{note})"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)}{note})"
+        return f"{values[0]:.2f} ({n}{notes})"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} ({n}{notes})"
 
 
 def _base_model(name: str) -> str:
@@ -230,8 +298,8 @@ def _base_model(name: str) -> str:
 
 def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     runs, planned = find_runs(folders)
-    found = {r.dir.path.resolve() for r in runs}
-    missing = [p for p in planned if p["dir"].resolve() not in found]
+    found = {r.dir.path.resolve(): r for r in runs}
+    missing = [p for p in planned if p.dir not in found]
     if not runs and not missing:
         raise UserError(f"no runs found under {', '.join(str(f) for f in folders)}: train or run a study first")
     out.mkdir(parents=True, exist_ok=True)
@@ -240,31 +308,42 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     doc.heading("deepernets report", 1)
     doc.text(
         f"{len(runs)} runs from {', '.join(str(f) for f in folders)}. Accuracies are final-epoch test accuracy "
-        "(%), mean ± std over seeds with n; a best-epoch figure is always labelled as such."
+        "(%), mean ± std over seeds with n; a best-epoch figure is always labelled as such. Where a study planned "
+        "more runs for a cell, 'n=2 of 3' says so, with the runs that diverged or did not finish."
     )
 
     by_cell: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
-        by_cell[(run.config.dataset, run.config.model, run.config.optimizer, run.policy, run.variant)].append(run)
+        by_cell[run.cell].append(run)
+    planned_per_cell: Counter[tuple] = Counter()
+    unfinished_per_cell: Counter[tuple] = Counter()
+    for p in planned:
+        run = found.get(p.dir)
+        key = run.cell if run else p.cell_key  # a run that exists is filed by what it trained
+        if key is None:  # not started, in a study.json that did not record settings: listed as missing only
+            continue
+        planned_per_cell[key] += 1
+        unfinished_per_cell[key] += run is None or run.status not in ("finished", "diverged")
+    cells = list(by_cell) + list(planned_per_cell)
 
     def in_order(values: list[str], axis: str) -> list[str]:
-        """The values present in the runs, in the grid's order where a study planned them."""
+        """The values present in the cells, in the grid's order where a study planned them."""
         present = set(values)
-        return [v for v in dict.fromkeys([p["cell"].get(axis) for p in planned] + values) if v in present]
+        return [v for v in dict.fromkeys([p.cell.get(axis) for p in planned] + values) if v in present]
 
-    variants = list(dict.fromkeys(r.variant for r in runs))
-    datasets = in_order([r.config.dataset for r in runs], "dataset")
-    models = in_order([r.config.model for r in runs], "model")
-    optimizers = in_order([r.config.optimizer for r in runs], "optimizer")
-    policies = in_order([r.policy for r in runs], "policy")
+    variants = list(dict.fromkeys(c[4] for c in cells))
+    datasets = in_order([c[0] for c in cells], "dataset")
+    models = in_order([c[1] for c in cells], "model")
+    optimizers = in_order([c[2] for c in cells], "optimizer")
+    policies = in_order([c[3] for c in cells], "policy")
 
     def finals(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> list[float]:
         return [r.final for r in by_cell.get((dataset, model, optimizer, policy, variant), []) if r.final is not None]
 
     def cell(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> str:
-        group = by_cell.get((dataset, model, optimizer, policy, variant), [])
-        diverged = sum(r.status == "diverged" for r in group)
-        return mean_std(finals(dataset, model, optimizer, policy, variant), diverged)
+        key = (dataset, model, optimizer, policy, variant)
+        diverged = sum(r.status == "diverged" for r in by_cell.get(key, []))
+        return mean_std(finals(*key), diverged, planned_per_cell[key], unfinished_per_cell[key])
 
     doc.heading("Accuracy by model and learning-rate policy")
     for variant in variants:
@@ -339,7 +418,7 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                     path, f"{model} on {dataset}: test accuracy and training loss per epoch, by optimizer and policy"
                 )
 
-    finder_results = sorted({r.study_dir for r in runs if r.study_dir} | {m["study_dir"] for m in missing})
+    finder_results = sorted({r.study_dir for r in runs if r.study_dir} | {m.study_dir for m in missing})
     doc.heading("LR finder")
     rows = []
     for study_dir in finder_results:
@@ -410,12 +489,21 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     )
 
     doc.heading("Diverged, unfinished and missing runs")
-    problems = [[r.dir.name, r.status, r.summary.get("epochs_completed", 0)] for r in runs if r.status != "finished"]
-    problems += [[m["name"], "missing (not started)", 0] for m in missing]
+    problems = [[r.label, r.status, r.summary.get("epochs_completed", 0)] for r in runs if r.status != "finished"]
+    problems += [[f"{m.study_dir.name}/{m.name}", "missing (not started)", 0] for m in missing]
     if problems:
         doc.table(["run", "status", "epochs completed"], problems)
     else:
         doc.text("None: every planned run finished.")
+    unplanned = [r for r in runs if r.study_dir and not r.planned]
+    if unplanned:
+        doc.text(
+            "Runs in a study folder but not in the study's plan (study.json): each is filed under the policy of its "
+            "planned seeds where it has some, else under a policy named from its own schedule and LR."
+        )
+        doc.table(
+            ["run", "status", "policy", "settings"], [[r.label, r.status, r.policy, r.variant] for r in unplanned]
+        )
 
     md_path, html_path = out / "report.md", out / "report.html"
     atomic.write_text(md_path, doc.markdown(out))
