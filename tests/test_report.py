@@ -79,3 +79,26 @@ def test_a_cell_says_how_many_planned_seeds_did_not_finish(tmp_path):
     assert "90.50 ± 0.71 (n=2 of 3, 1 unfinished)" in row
     assert "95.00 (n=1 of 3, 1 diverged, 1 unfinished)" in row
     assert "n=2 of 3, 1 unfinished" in html
+
+
+def test_merged_study_folders_keep_each_variant_apart(tmp_path):
+    """`report A B` over two versions of one grid: the same run names, other settings (here the subset)."""
+    folders = [tmp_path / "st-256", tmp_path / "st-512"]
+    for folder, subset, acc in zip(folders, (256, 512), (80.0, 90.0), strict=True):
+        grid, planned = plan(folder, seeds=1, subset=subset)
+        study.write_manifest(grid, folder, planned)
+        for run in planned:
+            fake_run(folder, run.config, acc=acc).path.joinpath("confusion.csv").write_text(
+                f"true,0,1,2\n0,{subset},1,0\n1,0,10,0\n2,0,2,8\n"  # each folder's matrix tells its own figure apart
+            )
+    md = report.build(folders, tmp_path)[0].read_text()
+    images = re.findall(r"!\[(.*)\]\((.*)\)", md)
+    assert len({path for _, path in images}) == len(images)  # no figure file stands for two figures
+    confusions = [(caption, path) for caption, path in images if "confusion" in path]
+    assert len(confusions) == 2
+    for variant in ("256 train images", "512 train images"):
+        for kind in ("curves", "schedules", "confusion"):
+            assert any(variant in caption for caption, path in images if kind in path), (kind, variant)
+        section = md.split("## Speed and size")[1].split("##")[0]
+        assert any(variant in line for line in section.splitlines() if line.startswith("| mnist | resnet20"))
+    assert len({(tmp_path / path).read_bytes() for _, path in confusions}) == 2

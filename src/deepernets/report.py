@@ -7,6 +7,7 @@ dropped, and a cell says how many of its planned runs finished.
 
 import base64
 import csv
+import hashlib
 import html
 import json
 import re
@@ -377,8 +378,8 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                     for policy in policies:
                         cells = [cell(dataset, model, o, policy, variant) for o in optimizers]
                         if any(c != "—" for c in cells):
-                            rows.append([dataset, model, policy, *cells] + ([variant] if len(variants) > 1 else []))
-        doc.table(["dataset", "model", "policy", *optimizers] + (["settings"] if len(variants) > 1 else []), rows)
+                            rows.append([dataset, model, policy, *cells, variant])
+        doc.table(["dataset", "model", "policy", *optimizers, "settings"], rows)
 
     doc.heading("Best policy per model")
     best_runs: dict[tuple[str, str, str], Run] = {}
@@ -402,21 +403,23 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                 rows.append([dataset, model, f"{optimizer}, {policy}", f"{acc:.2f}", study_best, variant])
     doc.table(["dataset", "model", "best optimizer, policy", "final test acc (mean)", "study's best", "settings"], rows)
 
+    # Figures are per variant (its number in the file name): runs of other settings never share a figure.
     doc.heading("Training curves")
-    first_seed = min(r.config.seed for r in runs) if runs else 0
-    for dataset in datasets:
-        for model in models:
-            chosen = [
-                r
-                for r in runs
-                if r.config.dataset == dataset and r.config.model == model and r.metrics and r.config.seed == first_seed
-            ]
-            if chosen:
-                path = figures / f"curves-{dataset_slug(dataset)}-{model}.png"
-                curves_figure(chosen, path, f"{model} on {dataset}")
-                doc.image(
-                    path, f"{model} on {dataset}: test accuracy and training loss per epoch, by optimizer and policy"
-                )
+    for v, variant in enumerate(variants, 1):
+        for dataset in datasets:
+            for model in models:
+                chosen: dict[tuple[str, str], Run] = {}  # one line per optimizer and policy: its lowest seed
+                for r in sorted(runs, key=lambda r: r.config.seed):
+                    if r.cell[:2] == (dataset, model) and r.variant == variant and r.metrics:
+                        chosen.setdefault((r.config.optimizer, r.policy), r)
+                if chosen:
+                    path = figures / f"curves-{dataset_slug(dataset)}-{model}-variant{v}.png"
+                    curves_figure(list(chosen.values()), path, f"{model} on {dataset}\n{variant}")
+                    doc.image(
+                        path,
+                        f"{model} on {dataset} ({variant}): test accuracy and training loss per epoch, by optimizer "
+                        "and policy (lowest seed)",
+                    )
 
     finder_results = sorted({r.study_dir for r in runs if r.study_dir} | {m.study_dir for m in missing})
     doc.heading("LR finder")
@@ -439,10 +442,13 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
         doc.text("No LR range test was recorded for these runs.")
 
     doc.heading("LR schedules used")
-    for dataset in datasets:
-        path = figures / f"schedules-{dataset_slug(dataset)}.png"
-        if schedules_figure([r for r in runs if r.config.dataset == dataset], path):
-            doc.image(path, f"learning rate per step for each model and policy on {dataset} (first optimizer)")
+    for v, variant in enumerate(variants, 1):
+        for dataset in datasets:
+            path = figures / f"schedules-{dataset_slug(dataset)}-variant{v}.png"
+            if schedules_figure([r for r in runs if r.config.dataset == dataset and r.variant == variant], path):
+                doc.image(
+                    path, f"learning rate per step for each model and policy on {dataset} ({variant}; first optimizer)"
+                )
 
     doc.heading("Confusion matrices of the best runs")
     for dataset in datasets:
@@ -451,33 +457,39 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
         for (model, _), run in candidates.items():
             confusion, classes = read_confusion(run)
             if confusion:
-                path = figures / f"confusion-{run.dir.name}.png"
+                # run names repeat across the study folders of one grid; the folder's path tells them apart
+                digest = hashlib.sha256(str(run.dir.path.resolve()).encode()).hexdigest()[:8]
+                path = figures / f"confusion-{run.dir.path.parent.name}-{run.dir.name}-{digest}.png"
                 plots.confusion_heatmap(confusion, classes, path, f"{model} on {dataset} ({run.final:.2f}%)")
-                doc.image(path, f"{run.dir.name}: final test accuracy {run.final:.2f}%")
+                doc.image(path, f"{run.label} ({run.variant}): final test accuracy {run.final:.2f}%")
         if top_run is not None:
             confusion, classes = read_confusion(top_run)
             if confusion:
                 pairs = evaluate.most_confused_pairs(torch.tensor(confusion), classes, 5)
                 doc.text(
-                    f"Most confused pairs on {dataset} (best run, {top_run.dir.name}): {evaluate.format_pairs(pairs)}"
+                    f"Most confused pairs on {dataset} (best run, {top_run.label}, {top_run.variant}): "
+                    f"{evaluate.format_pairs(pairs)}"
                 )
 
     doc.heading("Speed and size")
     rows = []
-    for dataset in datasets:
-        for model in models:
-            group = [r for r in runs if r.config.dataset == dataset and r.config.model == model and r.metrics]
-            if not group:
-                continue
-            epoch_times = [float(m["epoch_time_s"]) for r in group for m in r.metrics]
-            speeds = [float(m["train_images_per_s"]) for r in group for m in r.metrics]
-            s = group[0].summary
-            rows.append([dataset, model, f"{statistics.median(epoch_times):.1f}", f"{statistics.median(speeds):.0f}",
-                         f"{s.get('parameters', 0):,}", f"{s.get('flops_per_image', 0) / 1e6:.1f}"])  # fmt: skip
+    for variant in variants:
+        for dataset in datasets:
+            for model in models:
+                group = [r for r in runs if r.cell[:2] == (dataset, model) and r.variant == variant and r.metrics]
+                if not group:
+                    continue
+                epoch_times = [float(m["epoch_time_s"]) for r in group for m in r.metrics]
+                speeds = [float(m["train_images_per_s"]) for r in group for m in r.metrics]
+                s = group[0].summary
+                rows.append([dataset, model, f"{statistics.median(epoch_times):.1f}",
+                             f"{statistics.median(speeds):.0f}", f"{s.get('parameters', 0):,}",
+                             f"{s.get('flops_per_image', 0) / 1e6:.1f}", variant])  # fmt: skip
     doc.table(
-        ["dataset", "model", "time per epoch (s, median)", "train images/s (median)", "parameters", "MFLOPs/image"],
+        ["dataset", "model", "time per epoch (s, median)", "train images/s (median)", "parameters", "MFLOPs/image",
+         "settings"],
         rows,
-    )
+    )  # fmt: skip
     devices = sorted({f"{r.summary.get('device')} ({r.summary.get('precision')})" for r in runs})
     versions = sorted({", ".join(f"{k} {v}" for k, v in r.summary.get("versions", {}).items()) for r in runs})
     doc.text("Devices: " + "; ".join(devices) + ". Versions: " + "; ".join(versions) + ".")
