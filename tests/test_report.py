@@ -4,14 +4,16 @@ import json
 import re
 from pathlib import Path
 
-from deepernets import report, study
+from deepernets import plots, report, study
 from deepernets.config import RunConfig
 from deepernets.rundir import RunDir
 
 CLASSES = ["0", "1", "2"]
 
 
-def fake_run(folder: Path, config: RunConfig, status: str = "finished", acc: float = 90.0) -> RunDir:
+def fake_run(
+    folder: Path, config: RunConfig, status: str = "finished", acc: float = 90.0, lr_finder: dict | None = None
+) -> RunDir:
     """A run folder as training leaves it: config.yaml, metrics.csv, summary.json and confusion.csv."""
     run = RunDir(folder / (config.name or config.default_name()))
     config = config.replace(lr=0.351) if config.lr == "auto" else config  # training resolves the LR finder's pick
@@ -27,7 +29,7 @@ def fake_run(folder: Path, config: RunConfig, status: str = "finished", acc: flo
     run.write_summary(
         {"status": status, "epochs_completed": done, "final_test_acc": acc if status == "finished" else None,
          "train_images": config.subset or 1024, "test_images": 100, "parameters": 1000, "flops_per_image": 1e6,
-         "device": "cpu", "precision": "fp32", "versions": {}, "lr_finder": None}
+         "device": "cpu", "precision": "fp32", "versions": {}, "lr_finder": lr_finder}
     )  # fmt: skip
     (run.path / "confusion.csv").write_text("true,0,1,2\n0,9,1,0\n1,0,10,0\n2,0,2,8\n")
     return run
@@ -102,3 +104,49 @@ def test_merged_study_folders_keep_each_variant_apart(tmp_path):
         section = md.split("## Speed and size")[1].split("##")[0]
         assert any(variant in line for line in section.splitlines() if line.startswith("| mnist | resnet20"))
     assert len({(tmp_path / path).read_bytes() for _, path in confusions}) == 2
+
+
+def finder_result(suggested: float, method: str, points: int, **keys: object) -> dict:
+    suggestions = {"valley": 0.005, "steep": 0.02, "minimum_tenth": 0.0351, "minimum": 0.351}
+    return {"suggested_lr": suggested, "method": method, **suggestions, "points": points, **keys}
+
+
+def test_lr_finder_section_shows_each_pick_its_rule_and_any_fallback(tmp_path):
+    st, single = tmp_path / "st", tmp_path / "runs"
+    grid, planned = plan(st, seeds=1, models=("resnet20", "vgg11_bn"))
+    study.write_manifest(grid, st, planned)
+    for run in planned:
+        fake_run(st, run.config)
+    results = {
+        "mnist-resnet20-sgd-0123abcd": finder_result(
+            0.351, "minimum", 30, picked_by="minimum", fallback=False, warning=None, dataset="mnist",
+            model="resnet20", optimizer="sgd",
+        ),
+        "mnist-vgg11_bn-sgd-4567cdef": finder_result(
+            0.01, "minimum", 3, picked_by="default", fallback=True, dataset="mnist", model="vgg11_bn",
+            optimizer="sgd", valley=float("nan"), warning="the loss never fell in 3 steps; sgd's default LR 0.01",
+        ),
+    }  # fmt: skip
+    for key, result in results.items():
+        (st / "lr_finder" / key).mkdir(parents=True)
+        (st / "lr_finder" / key / "result.json").write_text(json.dumps(result))
+        plots.lr_finder_curve([1e-3, 1e-2, 1e-1], [2.3, 2.0, 2.5], 0.01, st / "lr_finder" / key / "plots/lr_finder.png")
+    # a single `train --lr auto` run, with a result written before picked_by and fallback existed
+    run = fake_run(single, RunConfig(model="resnet44", dataset="mnist", lr=0.0042, epochs=2, name="one"),
+                   lr_finder=finder_result(0.0042, "valley", 100))  # fmt: skip
+    plots.lr_finder_curve([1e-3, 1e-2, 1e-1], [2.3, 2.0, 2.5], 0.0042, run.plots / "lr_finder.png")
+
+    md, html = (p.read_text() for p in report.build([st, single], tmp_path))
+    section = md.split("## LR finder")[1].split("\n## ")[0]
+    rows = {line.split(" | ")[1]: line for line in section.splitlines() if line.startswith("| mnist |")}
+    assert "| picked LR | rule | fallback |" in section
+    assert "| 0.351 | minimum | no |" in rows["resnet20"]
+    assert "| 0.01 | default (asked for minimum) | ⚠ fallback: the loss never fell in 3 steps" in rows["vgg11_bn"]
+    assert "| 0.0042 | valley | no |" in rows["resnet44"] and "runs/one" in rows["resnet44"]
+    captions = re.findall(r"!\[(LR range test[^\]]*)\]", section)
+    assert len(captions) == 3
+    assert any("vgg11_bn" in c and "⚠ fallback" in c for c in captions)
+    html_section = html.split("<h2>LR finder</h2>")[1].split("<h2>")[0]
+    assert "<td>0.01</td><td>default (asked for minimum)</td><td>⚠ fallback: the loss never fell" in html_section
+    assert "<td>0.351</td><td>minimum</td><td>no</td>" in html_section
+    assert html_section.count("data:image/png;base64,") == 3

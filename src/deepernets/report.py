@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from deepernets import atomic, evaluate, plots
-from deepernets.config import RunConfig
+from deepernets.config import LR_PICKS, RunConfig
 from deepernets.data import dataset_slug
 from deepernets.errors import UserError
 from deepernets.plots import plt
@@ -421,23 +421,40 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                         "and policy (lowest seed)",
                     )
 
-    finder_results = sorted({r.study_dir for r in runs if r.study_dir} | {m.study_dir for m in missing})
     doc.heading("LR finder")
-    rows = []
-    for study_dir in finder_results:
-        for result_path in sorted((study_dir / "lr_finder").glob("*/result.json")):
-            result = json.loads(result_path.read_text())
-            rows.append([result["dataset"], result["model"], result["optimizer"], f"{result['valley']:.3g}",
-                         f"{result['steep']:.3g}", f"{result['minimum_tenth']:.3g}", f"{result['minimum']:.3g}",
-                         result["points"]])  # fmt: skip
-            plot = result_path.parent / "plots" / "lr_finder.png"
-            if plot.exists():
-                doc.image(plot, f"LR range test: {result['model']} on {result['dataset']} ({result['optimizer']})")
+    # (where it comes from, its result, the folder of its plot): a study's tests, then single `--lr auto` runs'
+    finders: list[tuple[str, dict[str, Any], Path]] = []
+    for study_dir in sorted({r.study_dir for r in runs if r.study_dir} | {m.study_dir for m in missing}):
+        for path in sorted((study_dir / "lr_finder").glob("*/result.json")):
+            finders.append((f"study {study_dir.name}", json.loads(path.read_text()), path.parent / "plots"))
+    for r in runs:
+        if r.summary.get("lr_finder"):
+            names = {"dataset": r.config.dataset, "model": r.config.model, "optimizer": r.config.optimizer}
+            finders.append((r.label, {**r.summary["lr_finder"], **names}, r.dir.plots))
+    rows, images = [], []
+    for source, result, plot_dir in finders:
+        picked = result["suggested_lr"]
+        method = result.get("method", "—")
+        rule = result.get("picked_by", method)  # results from before picked_by and fallback were recorded
+        rule = rule if rule == method else f"{rule} (asked for {method})"
+        mark = f"⚠ fallback: {result.get('warning') or 'the requested rule could not be used'}"
+        fallback = mark if result.get("fallback", False) else "no"
+        rows.append([result["dataset"], result["model"], result["optimizer"], _lr(picked), rule, fallback,
+                     result["points"], *(_lr(result.get(k)) for k in LR_PICKS), source])  # fmt: skip
+        if (plot_dir / "lr_finder.png").exists():
+            caption = (f"LR range test: {result['model']} on {result['dataset']} ({result['optimizer']}, {source}): "
+                       f"picked {_lr(picked)} by {rule}" + (f"; {fallback}" if fallback != "no" else ""))  # fmt: skip
+            images.append((plot_dir / "lr_finder.png", caption))
     if rows:
-        doc.table(["dataset", "model", "optimizer", "valley", "steep", "minimum/10", "minimum", "points"], rows)
+        doc.table(["dataset", "model", "optimizer", "picked LR", "rule", "fallback", "points", "valley", "steep",
+                   "minimum/10", "minimum", "from"], rows)  # fmt: skip
         doc.text(
-            "A policy with lr: auto takes the suggestion its lr_pick names (the seed presets' scheduler: minimum)."
+            "Picked LR: the range test's answer to the rule that was asked for (lr_pick; the seed presets' "
+            "scheduler: minimum), and the rule that gave it. Where the asked-for rule could not be used, another "
+            "rule or the optimizer's default LR gave it instead: marked ⚠ fallback, with the reason."
         )
+        for path, caption in images:
+            doc.image(path, caption)
     else:
         doc.text("No LR range test was recorded for these runs.")
 
@@ -521,6 +538,11 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     atomic.write_text(md_path, doc.markdown(out))
     atomic.write_text(html_path, doc.html("deepernets report"))
     return md_path, html_path
+
+
+def _lr(value: float | None) -> str:
+    """An LR for a table; a suggestion the range test could not make (NaN, or null) shows as a dash."""
+    return "—" if value is None or value != value else f"{value:.3g}"
 
 
 def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:
