@@ -65,7 +65,7 @@ def test_bad_grid_axis(tmp_path):
 
 def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
     grid = write_grid(tmp_path, data_dir, models="[resnet20, vgg11_bn]")
-    result = run_cli("study", str(grid), "--out", "st", cwd=tmp_path)
+    result = run_cli("study", str(grid), "--runs-dir", "st", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"\[\d/4\] .* \| elapsed .* \| left ", result.stdout)
     report = run_cli("report", "st", cwd=tmp_path)
@@ -104,7 +104,7 @@ def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
 
 def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
     grid = write_grid(tmp_path, data_dir, seeds=2)
-    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", "st"]
+    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--runs-dir", "st"]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = tmp_path / "st/mnist-resnet20-lr0.01-s0"
     second = tmp_path / "st/mnist-resnet20-lr0.01-s1"
@@ -116,7 +116,7 @@ def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
     assert json.loads((first / "summary.json").read_text())["status"] == "finished"
     finished_log = (first / "log.txt").read_text()
 
-    again = run_cli("study", str(grid), "--out", "st", cwd=tmp_path)
+    again = run_cli("study", str(grid), "--runs-dir", "st", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "1 already done" in again.stdout
     assert (first / "log.txt").read_text() == finished_log
@@ -133,7 +133,7 @@ def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
 def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir, shards):
     """Two workers at once: unsharded they meet on every run (the locks decide), sharded they split the grid."""
     grid = write_grid(tmp_path, data_dir, seeds=2)
-    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", "st"]
+    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--runs-dir", "st"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two workers share the cores instead of fighting over them
     workers = [
         subprocess.Popen(
@@ -200,3 +200,18 @@ def test_workers_starting_at_once_all_land_in_the_plan(tmp_path):
     assert all(w.wait(timeout=120) == 0 for w in workers)
     names = {r["name"] for r in json.loads((tmp_path / "st/study.json").read_text())["runs"]}
     assert names == {f"mnist-{m}-{p}-s{s}" for m in models for p in ("lr0.01", "scheduler") for s in range(20)}
+
+
+@pytest.mark.parametrize("command", ["train", "lr-find", "study"])
+def test_every_command_names_the_folder_of_runs_runs_dir(command, capsys):
+    from deepernets.cli import build_parser
+
+    grid = ["tiny"] if command == "study" else []
+    args = build_parser().parse_args([command, *grid, "--runs-dir", "elsewhere"])
+    assert args.runs_dir == "elsewhere"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    usage = capsys.readouterr().out
+    assert "--runs-dir" in usage and "--out" not in usage
+    if command == "study":  # the old flag still works, unlisted
+        assert build_parser().parse_args(["study", "tiny", "--out", "old"]).runs_dir == "old"

@@ -137,7 +137,7 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
                 changed = ", ".join(k for k in settings if old.get(k) != settings[k])
                 raise UserError(
                     f"{path} already plans {run.name} with other settings ({changed}): "
-                    "give this version of the study a folder of its own"
+                    "give this version of the study a folder of its own (--runs-dir)"
                 )
             entries[run.name] = {"name": run.name, "cell": run.cell, "config": settings}
         atomic.write_json(path, {"grid": dataclasses.asdict(grid), "runs": list(entries.values())})
