@@ -71,7 +71,7 @@ class Run:
     variant: str  # the settings besides dataset, model, optimizer, policy and seed, as words
 
     @property
-    def cell(self) -> tuple[str, str, str, str, str]:
+    def cell_key(self) -> tuple[str, str, str, str, str]:
         """Runs of one cell are seeds of one experiment: they are averaged together."""
         return (self.config.dataset, self.config.model, self.config.optimizer, self.policy, self.variant)
 
@@ -107,10 +107,9 @@ class Planned:
 
     @property
     def cell_key(self) -> tuple[str, str, str, str, str] | None:
-        if self.config is None or self.policy is None:
-            return None
+        """The cell the run is planned for, as Run.cell_key; unknown where the plan has no settings."""
         c = self.config
-        return (c.dataset, c.model, c.optimizer, self.policy, variant_of(c))
+        return None if c is None else (c.dataset, c.model, c.optimizer, self.policy, variant_of(c))
 
 
 @dataclass
@@ -315,12 +314,12 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
 
     by_cell: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
-        by_cell[run.cell].append(run)
+        by_cell[run.cell_key].append(run)
     planned_per_cell: Counter[tuple] = Counter()
     unfinished_per_cell: Counter[tuple] = Counter()
     for p in planned:
         run = found.get(p.dir)
-        key = run.cell if run else p.cell_key  # a run that exists is filed by what it trained
+        key = run.cell_key if run else p.cell_key  # a run that exists is filed by what it trained
         if key is None:  # not started, in a study.json that did not record settings: listed as missing only
             continue
         planned_per_cell[key] += 1
@@ -410,7 +409,7 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
             for model in models:
                 chosen: dict[tuple[str, str], Run] = {}  # one line per optimizer and policy: its lowest seed
                 for r in sorted(runs, key=lambda r: r.config.seed):
-                    if r.cell[:2] == (dataset, model) and r.variant == variant and r.metrics:
+                    if r.cell_key[:2] == (dataset, model) and r.variant == variant and r.metrics:
                         chosen.setdefault((r.config.optimizer, r.policy), r)
                 if chosen:
                     path = figures / f"curves-{dataset_slug(dataset)}-{model}-variant{v}.png"
@@ -493,7 +492,7 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     for variant in variants:
         for dataset in datasets:
             for model in models:
-                group = [r for r in runs if r.cell[:2] == (dataset, model) and r.variant == variant and r.metrics]
+                group = [r for r in runs if r.cell_key[:2] == (dataset, model) and r.variant == variant and r.metrics]
                 if not group:
                     continue
                 epoch_times = [float(m["epoch_time_s"]) for r in group for m in r.metrics]
