@@ -132,11 +132,12 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
         entries = {e["name"]: e for e in json.loads(path.read_text())["runs"]} if path.exists() else {}
         for run in planned:
             settings = {k: v for k, v in run.config.to_dict().items() if k not in WHERE_SETTINGS}
-            old = entries.get(run.name, {}).get("config")  # plans written before settings were recorded have none
-            if old is not None and old != settings:
-                changed = ", ".join(k for k in settings if old.get(k) != settings[k])
+            old = entries.get(run.name, {}).get("config") or {}  # plans before settings were recorded have none
+            # a setting that one version of deepernets has and the other lacks is not a difference
+            changed = [k for k in settings if k in old and old[k] != settings[k]]
+            if changed:
                 raise UserError(
-                    f"{path} already plans {run.name} with other settings ({changed}): "
+                    f"{path} already plans {run.name} with other settings ({', '.join(changed)}): "
                     "give this version of the study a folder of its own (--runs-dir)"
                 )
             entries[run.name] = {"name": run.name, "cell": run.cell, "config": settings}
