@@ -65,7 +65,7 @@ def test_bad_grid_axis(tmp_path):
 
 def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
     grid = write_grid(tmp_path, data_dir, models="[resnet20, vgg11_bn]")
-    result = run_cli("study", str(grid), "--out", "st", cwd=tmp_path)
+    result = run_cli("study", str(grid), "--runs-dir", "st", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"\[\d/4\] .* \| elapsed .* \| left ", result.stdout)
     report = run_cli("report", "st", cwd=tmp_path)
@@ -104,7 +104,7 @@ def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
 
 def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
     grid = write_grid(tmp_path, data_dir, seeds=2)
-    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", "st"]
+    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--runs-dir", "st"]
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = tmp_path / "st/mnist-resnet20-lr0.01-s0"
     second = tmp_path / "st/mnist-resnet20-lr0.01-s1"
@@ -116,7 +116,7 @@ def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
     assert json.loads((first / "summary.json").read_text())["status"] == "finished"
     finished_log = (first / "log.txt").read_text()
 
-    again = run_cli("study", str(grid), "--out", "st", cwd=tmp_path)
+    again = run_cli("study", str(grid), "--runs-dir", "st", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "1 already done" in again.stdout
     assert (first / "log.txt").read_text() == finished_log
@@ -133,7 +133,7 @@ def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
 def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir, shards):
     """Two workers at once: unsharded they meet on every run (the locks decide), sharded they split the grid."""
     grid = write_grid(tmp_path, data_dir, seeds=2)
-    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", "st"]
+    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--runs-dir", "st"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two workers share the cores instead of fighting over them
     workers = [
         subprocess.Popen(
@@ -195,3 +195,67 @@ def test_a_run_that_fails_with_any_error_is_recorded_and_the_study_goes_on(tmp_p
     counts = study.run_study(grid, tmp_path / "st", {"epochs": 1}, log=lines.append)
     assert counts["finished"] == 2 and counts["skipped"] == 2
     assert json.loads((tmp_path / "st/failures.json").read_text()) == {}, "a run that finished is no longer failed"
+
+
+def test_a_later_invocation_adds_to_the_plan_instead_of_replacing_it(tmp_path):
+    """study.json accumulates: a second invocation with fewer seeds keeps the third seed's run in the plan."""
+    grid = study.load_grid(str(write_grid(tmp_path, tmp_path)))
+    st = tmp_path / "st"
+    study.write_manifest(grid, st, study.expand(grid, st, {}, seeds=3))
+    study.write_manifest(grid, st, study.expand(grid, st, {}, seeds=2))
+    runs = json.loads((st / "study.json").read_text())["runs"]
+    names = [r["name"] for r in runs]
+    assert len(names) == len(set(names)) == 6
+    assert "mnist-resnet20-scheduler-s2" in names
+    assert {r["cell"]["policy"] for r in runs} == {"lr0.01", "scheduler"}
+    assert all(r["config"]["epochs"] == 2 for r in runs)  # the planned settings travel with each run
+    with pytest.raises(UserError, match="epochs"):  # the same run names with other settings: refused, not mixed
+        study.write_manifest(grid, st, study.expand(grid, st, {"epochs": 3}, seeds=1))
+    assert json.loads((st / "study.json").read_text())["runs"] == runs
+    for r in runs:  # a plan from a version of deepernets without some setting still takes the same runs
+        del r["config"]["label_smoothing"]
+    (st / "study.json").write_text(json.dumps({"runs": runs}))
+    study.write_manifest(grid, st, study.expand(grid, st, {}, seeds=3))
+
+
+MANIFEST_WORKER = """
+import sys, time
+from pathlib import Path
+from deepernets import study
+grid_path, st, go, model = sys.argv[1:]
+grid = study.load_grid(grid_path)
+grid.axes["model"] = [model]
+planned = study.expand(grid, Path(st), {}, seeds=20)
+while not Path(go).exists():
+    time.sleep(0.005)
+for seed in range(20):  # new runs in every write, so a write that drops another's runs loses them for good
+    study.write_manifest(grid, Path(st), [p for p in planned if p.cell["seed"] == seed])
+"""
+
+
+def test_workers_starting_at_once_all_land_in_the_plan(tmp_path):
+    """Shard workers start together: each one's read-merge-write of study.json must keep the others' runs."""
+    grid = write_grid(tmp_path, tmp_path)
+    models = ["resnet20", "resnet32", "resnet44", "resnet56"]
+    args = [str(grid), str(tmp_path / "st"), str(tmp_path / "go")]
+    workers = [subprocess.Popen([sys.executable, "-c", MANIFEST_WORKER, *args, model]) for model in models]
+    time.sleep(3)  # let every worker import and wait at the start line
+    (tmp_path / "go").touch()
+    assert all(w.wait(timeout=120) == 0 for w in workers)
+    names = {r["name"] for r in json.loads((tmp_path / "st/study.json").read_text())["runs"]}
+    assert names == {f"mnist-{m}-{p}-s{s}" for m in models for p in ("lr0.01", "scheduler") for s in range(20)}
+
+
+@pytest.mark.parametrize("command", ["train", "lr-find", "study"])
+def test_every_command_names_the_folder_of_runs_runs_dir(command, capsys):
+    from deepernets.cli import build_parser
+
+    grid = ["tiny"] if command == "study" else []
+    args = build_parser().parse_args([command, *grid, "--runs-dir", "elsewhere"])
+    assert args.runs_dir == "elsewhere"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    usage = capsys.readouterr().out
+    assert "--runs-dir" in usage and "--out" not in usage
+    if command == "study":  # the old flag still works, unlisted
+        assert build_parser().parse_args(["study", "tiny", "--out", "old"]).runs_dir == "old"

@@ -111,12 +111,12 @@ def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path, dat
 
 def test_lr_find_writes_history_plot_and_suggestion(tmp_path, data_dir):
     result = run_cli("lr-find", "--model", "resnet20", "--dataset", "mnist", "--subset", "4096", "--steps", "60",
-                     "--data-dir", str(data_dir), "--out", "finder", cwd=tmp_path)  # fmt: skip
+                     "--data-dir", str(data_dir), "--runs-dir", "finders", "--name", "one", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     suggested = float(result.stdout.split("suggested LR ")[1].split(";")[0])
     assert 1e-5 < suggested < 10
-    assert (tmp_path / "finder/plots/lr_finder.png").exists()
-    rows = list(csv.DictReader((tmp_path / "finder/lr_finder.csv").open()))
+    assert (tmp_path / "finders/one/plots/lr_finder.png").exists()
+    rows = list(csv.DictReader((tmp_path / "finders/one/lr_finder.csv").open()))
     assert 20 <= len(rows) <= 60
 
 

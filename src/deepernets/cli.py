@@ -143,7 +143,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     parts, precision = build_local_parts(config)
-    out = Path(args.out or Path(config.runs_dir) / f"lr-find-{config.model}-{data.dataset_slug(config.dataset)}")
+    name = config.name or f"lr-find-{config.model}-{data.dataset_slug(config.dataset)}"
+    out = Path(args.out or Path(config.runs_dir) / name)
     result = find_lr(
         parts.model,
         config,
@@ -217,7 +218,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     }
     # quick versions get their own folder, so they never collide with the full study's runs
     suffix = "".join(f"-{k[0]}{overrides[k]}" for k in ("epochs", "subset", "test_subset") if k in overrides)
-    study_dir = Path(args.out or Path("runs") / f"{grid.name}{suffix}")
+    study_dir = Path(args.runs_dir or Path("runs") / f"{grid.name}{suffix}")
     shard = study.parse_shard(args.shard)
     if args.dry_run:
         return dry_run(grid, study_dir, overrides, args.seeds, shard)
@@ -288,7 +289,9 @@ def build_parser() -> Parser:
     p.add_argument("--start-lr", type=positive(float), default=1e-7)
     p.add_argument("--end-lr", type=positive(float), default=10.0)
     p.add_argument("--steps", type=positive(int), default=100)
-    p.add_argument("--out", help="folder for lr_finder.csv and the plot (default runs/lr-find-MODEL-DATASET)")
+    # results go to --runs-dir/--name (default runs/lr-find-MODEL-DATASET); --out, the old way to name that
+    # folder itself, still works but is no longer listed
+    p.add_argument("--out", help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_lr_find)
 
     p = sub.add_parser("predict", help="top-3 classes of image files with a trained run")
@@ -306,7 +309,8 @@ def build_parser() -> Parser:
     p.add_argument("--test-subset", type=int, help="test on N images of each test split")
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th run starting at i (split across workers)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their time here")
-    p.add_argument("--out", help="study folder (default runs/GRID-NAME)")
+    p.add_argument("--runs-dir", help="the study folder, where its runs go (default runs/GRID-NAME)")
+    p.add_argument("--out", dest="runs_dir", help=argparse.SUPPRESS)  # the old name of --runs-dir
     p.add_argument("--data-dir")
     p.add_argument("--device")
     p.add_argument("--precision")

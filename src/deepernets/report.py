@@ -1,15 +1,18 @@
 """Build report.md and a self-contained report.html from run directories alone.
 
 Runs are found under one or more folders (any directory holding config.yaml and summary.json). A study's
-study.json names the runs it planned, so missing runs are listed instead of silently dropped.
+study.json names the runs it planned and the cell (policy) of each, so missing runs are listed instead of silently
+dropped, and a cell says how many of its planned runs finished.
 """
 
 import base64
 import csv
+import hashlib
 import html
 import json
+import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 
 from deepernets import atomic, evaluate, plots
-from deepernets.config import RunConfig
+from deepernets.config import LR_PICKS, RunConfig
 from deepernets.data import dataset_slug
 from deepernets.errors import UserError
 from deepernets.plots import plt
@@ -63,8 +66,19 @@ class Run:
     summary: dict[str, Any]
     metrics: list[dict[str, str]]
     policy: str
-    study_dir: Path | None
+    study_dir: Path | None  # the study folder the run lies in, if any
+    planned: bool  # whether its study's study.json plans it
     variant: str  # the settings besides dataset, model, optimizer, policy and seed, as words
+
+    @property
+    def cell_key(self) -> tuple[str, str, str, str, str]:
+        """Runs of one cell are seeds of one experiment: they are averaged together."""
+        return (self.config.dataset, self.config.model, self.config.optimizer, self.policy, self.variant)
+
+    @property
+    def label(self) -> str:
+        """The run's folder with its parent, unique where several study folders hold runs of the same names."""
+        return f"{self.dir.path.parent.name}/{self.dir.name}"
 
     @property
     def status(self) -> str:
@@ -73,6 +87,29 @@ class Run:
     @property
     def final(self) -> float | None:
         return self.summary.get("final_test_acc")
+
+
+@dataclass
+class Planned:
+    """A run that a study's study.json plans."""
+
+    name: str
+    dir: Path  # resolved, like study_dir
+    study_dir: Path
+    cell: dict[str, Any]  # the axis values and seed that make the run
+    config: RunConfig | None  # its planned settings; None in study.json files written before they were recorded
+
+    @property
+    def policy(self) -> str | None:
+        if "policy" in self.cell:
+            return self.cell["policy"]
+        return policy_of(self.config) if self.config else None
+
+    @property
+    def cell_key(self) -> tuple[str, str, str, str, str] | None:
+        """The cell the run is planned for, as Run.cell_key; unknown where the plan has no settings."""
+        c = self.config
+        return None if c is None else (c.dataset, c.model, c.optimizer, self.policy, variant_of(c))
 
 
 @dataclass
@@ -157,6 +194,9 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def policy_of(config: RunConfig) -> str:
+    """A policy named from the settings, for runs that no study plan names (a planned `lr: auto` is unresolved)."""
+    if config.lr == "auto":
+        return f"{config.schedule} lr auto ({config.lr_pick})"
     return f"lr{config.lr}" if config.schedule == "constant" else f"{config.schedule} lr{config.lr:.3g}"
 
 
@@ -183,45 +223,73 @@ VARIANT_DETAILS = (
 )
 
 
-def find_runs(folders: list[Path]) -> tuple[list[Run], list[dict[str, Any]]]:
+def find_runs(folders: list[Path]) -> tuple[list[Run], list[Planned]]:
     """Every run under the folders, and every run that a study there planned (study.json)."""
-    runs, planned = [], []
-    seen: set[Path] = set()
+    plans: dict[Path, Planned] = {}
     for folder in folders:
         if not folder.is_dir():
             raise UserError(f"{folder} is not a folder of runs")
         for manifest in sorted(folder.rglob("study.json")):
+            study_dir = manifest.parent.resolve()
             for entry in json.loads(manifest.read_text())["runs"]:
-                planned.append({**entry, "dir": manifest.parent / entry["name"], "study_dir": manifest.parent})
+                config = RunConfig.from_dict(entry["config"], str(manifest)) if "config" in entry else None
+                p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config)
+                plans.setdefault(p.dir, p)
+    study_dirs = {p.study_dir for p in plans.values()}
+    runs = []
+    seen: set[Path] = set()
+    for folder in folders:
         for config_path in sorted(folder.rglob("config.yaml")):
             run_dir = RunDir(config_path.parent)
-            if run_dir.path.resolve() in seen or run_dir.read_summary() is None:
+            path = run_dir.path.resolve()
+            if path in seen or run_dir.read_summary() is None:
                 continue
-            seen.add(run_dir.path.resolve())
+            seen.add(path)
             config = run_dir.read_config()
-            study = next((p for p in planned if p["dir"].resolve() == run_dir.path.resolve()), None)
+            plan = plans.get(path)
+            # a run its study's plan lacks (study.json of an older version kept only the last invocation's runs)
+            # belongs to the cell of its planned seeds, whose names differ only in the seed
+            source = plan or _planned_sibling(path, plans)
             runs.append(
                 Run(
                     dir=run_dir,
                     config=config,
                     summary=run_dir.read_summary() or {},
                     metrics=run_dir.read_metrics(),
-                    policy=study["cell"].get("policy", policy_of(config)) if study else policy_of(config),
-                    study_dir=study["study_dir"] if study else None,
+                    policy=(source.policy if source else None) or policy_of(config),
+                    study_dir=path.parent if plan or path.parent in study_dirs else None,
+                    planned=plan is not None,
                     variant=variant_of(config),
                 )
             )
-    return runs, planned
+    return runs, list(plans.values())
 
 
-def mean_std(values: list[float], diverged: int = 0) -> str:
-    """mean ± std (n) of final accuracies; runs that diverged are counted beside n, not averaged in."""
-    note = f", {diverged} diverged" if diverged else ""
+def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:
+    """A planned run in the same study folder whose name differs only in the seed."""
+
+    def cell_name(name: str) -> str:
+        return re.sub(r"-s\d+$", "", name)
+
+    siblings = (p for p in plans.values() if p.study_dir == run.parent and cell_name(p.name) == cell_name(run.name))
+    return next(siblings, None)
+
+
+def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinished: int = 0) -> str:
+    """mean ± std (n) of final accuracies; diverged runs are counted beside n, not averaged in.
+
+    When a study planned more runs for the cell than finished, n says of how many, and the planned runs that are
+    running, failed or missing are counted as unfinished, so a mean over fewer seeds never passes for the whole cell.
+    """
+    n = f"n={len(values)}" + (f" of {planned}" if planned > len(values) else "")
+    notes = (f", {diverged} diverged" if diverged else "") + (f", {unfinished} unfinished" if unfinished else "")
     if not values:
-        return f"diverged (n=0{note})" if diverged else "—"
+        if not notes:
+            return "—"
+        return f"{'diverged' if diverged and not unfinished else '—'} ({n}{notes})"
     if len(values) == 1:
-        return f"{values[0]:.2f} (n=1{note})"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (n={len(values)}{note})"
+        return f"{values[0]:.2f} ({n}{notes})"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} ({n}{notes})"
 
 
 def _base_model(name: str) -> str:
@@ -230,8 +298,8 @@ def _base_model(name: str) -> str:
 
 def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     runs, planned = find_runs(folders)
-    found = {r.dir.path.resolve() for r in runs}
-    missing = [p for p in planned if p["dir"].resolve() not in found]
+    found = {r.dir.path.resolve(): r for r in runs}
+    missing = [p for p in planned if p.dir not in found]
     if not runs and not missing:
         raise UserError(f"no runs found under {', '.join(str(f) for f in folders)}: train or run a study first")
     out.mkdir(parents=True, exist_ok=True)
@@ -240,31 +308,42 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     doc.heading("deepernets report", 1)
     doc.text(
         f"{len(runs)} runs from {', '.join(str(f) for f in folders)}. Accuracies are final-epoch test accuracy "
-        "(%), mean ± std over seeds with n; a best-epoch figure is always labelled as such."
+        "(%), mean ± std over seeds with n; a best-epoch figure is always labelled as such. Where a study planned "
+        "more runs for a cell, 'n=2 of 3' says so, with the runs that diverged or did not finish."
     )
 
     by_cell: dict[tuple, list[Run]] = defaultdict(list)
     for run in runs:
-        by_cell[(run.config.dataset, run.config.model, run.config.optimizer, run.policy, run.variant)].append(run)
+        by_cell[run.cell_key].append(run)
+    planned_per_cell: Counter[tuple] = Counter()
+    unfinished_per_cell: Counter[tuple] = Counter()
+    for p in planned:
+        run = found.get(p.dir)
+        key = run.cell_key if run else p.cell_key  # a run that exists is filed by what it trained
+        if key is None:  # not started, in a study.json that did not record settings: listed as missing only
+            continue
+        planned_per_cell[key] += 1
+        unfinished_per_cell[key] += run is None or run.status not in ("finished", "diverged")
+    cells = list(by_cell) + list(planned_per_cell)
 
     def in_order(values: list[str], axis: str) -> list[str]:
-        """The values present in the runs, in the grid's order where a study planned them."""
+        """The values present in the cells, in the grid's order where a study planned them."""
         present = set(values)
-        return [v for v in dict.fromkeys([p["cell"].get(axis) for p in planned] + values) if v in present]
+        return [v for v in dict.fromkeys([p.cell.get(axis) for p in planned] + values) if v in present]
 
-    variants = list(dict.fromkeys(r.variant for r in runs))
-    datasets = in_order([r.config.dataset for r in runs], "dataset")
-    models = in_order([r.config.model for r in runs], "model")
-    optimizers = in_order([r.config.optimizer for r in runs], "optimizer")
-    policies = in_order([r.policy for r in runs], "policy")
+    variants = list(dict.fromkeys(c[4] for c in cells))
+    datasets = in_order([c[0] for c in cells], "dataset")
+    models = in_order([c[1] for c in cells], "model")
+    optimizers = in_order([c[2] for c in cells], "optimizer")
+    policies = in_order([c[3] for c in cells], "policy")
 
     def finals(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> list[float]:
         return [r.final for r in by_cell.get((dataset, model, optimizer, policy, variant), []) if r.final is not None]
 
     def cell(dataset: str, model: str, optimizer: str, policy: str, variant: str) -> str:
-        group = by_cell.get((dataset, model, optimizer, policy, variant), [])
-        diverged = sum(r.status == "diverged" for r in group)
-        return mean_std(finals(dataset, model, optimizer, policy, variant), diverged)
+        key = (dataset, model, optimizer, policy, variant)
+        diverged = sum(r.status == "diverged" for r in by_cell.get(key, []))
+        return mean_std(finals(*key), diverged, planned_per_cell[key], unfinished_per_cell[key])
 
     doc.heading("Accuracy by model and learning-rate policy")
     for variant in variants:
@@ -298,8 +377,8 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                     for policy in policies:
                         cells = [cell(dataset, model, o, policy, variant) for o in optimizers]
                         if any(c != "—" for c in cells):
-                            rows.append([dataset, model, policy, *cells] + ([variant] if len(variants) > 1 else []))
-        doc.table(["dataset", "model", "policy", *optimizers] + (["settings"] if len(variants) > 1 else []), rows)
+                            rows.append([dataset, model, policy, *cells, variant])
+        doc.table(["dataset", "model", "policy", *optimizers, "settings"], rows)
 
     doc.heading("Best policy per model")
     best_runs: dict[tuple[str, str, str], Run] = {}
@@ -323,47 +402,69 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                 rows.append([dataset, model, f"{optimizer}, {policy}", f"{acc:.2f}", study_best, variant])
     doc.table(["dataset", "model", "best optimizer, policy", "final test acc (mean)", "study's best", "settings"], rows)
 
+    # Figures are per variant (its number in the file name): runs of other settings never share a figure.
     doc.heading("Training curves")
-    first_seed = min(r.config.seed for r in runs) if runs else 0
-    for dataset in datasets:
-        for model in models:
-            chosen = [
-                r
-                for r in runs
-                if r.config.dataset == dataset and r.config.model == model and r.metrics and r.config.seed == first_seed
-            ]
-            if chosen:
-                path = figures / f"curves-{dataset_slug(dataset)}-{model}.png"
-                curves_figure(chosen, path, f"{model} on {dataset}")
-                doc.image(
-                    path, f"{model} on {dataset}: test accuracy and training loss per epoch, by optimizer and policy"
-                )
+    for v, variant in enumerate(variants, 1):
+        for dataset in datasets:
+            for model in models:
+                chosen: dict[tuple[str, str], Run] = {}  # one line per optimizer and policy: its lowest seed
+                for r in sorted(runs, key=lambda r: r.config.seed):
+                    if r.cell_key[:2] == (dataset, model) and r.variant == variant and r.metrics:
+                        chosen.setdefault((r.config.optimizer, r.policy), r)
+                if chosen:
+                    path = figures / f"curves-{dataset_slug(dataset)}-{model}-variant{v}.png"
+                    curves_figure(list(chosen.values()), path, f"{model} on {dataset}\n{variant}")
+                    doc.image(
+                        path,
+                        f"{model} on {dataset} ({variant}): test accuracy and training loss per epoch, by optimizer "
+                        "and policy (lowest seed)",
+                    )
 
-    finder_results = sorted({r.study_dir for r in runs if r.study_dir} | {m["study_dir"] for m in missing})
     doc.heading("LR finder")
-    rows = []
-    for study_dir in finder_results:
-        for result_path in sorted((study_dir / "lr_finder").glob("*/result.json")):
-            result = json.loads(result_path.read_text())
-            rows.append([result["dataset"], result["model"], result["optimizer"], f"{result['valley']:.3g}",
-                         f"{result['steep']:.3g}", f"{result['minimum_tenth']:.3g}", f"{result['minimum']:.3g}",
-                         result["points"]])  # fmt: skip
-            plot = result_path.parent / "plots" / "lr_finder.png"
-            if plot.exists():
-                doc.image(plot, f"LR range test: {result['model']} on {result['dataset']} ({result['optimizer']})")
+    # (where it comes from, its result, the folder of its plot): a study's tests, then single `--lr auto` runs'
+    finders: list[tuple[str, dict[str, Any], Path]] = []
+    for study_dir in sorted({r.study_dir for r in runs if r.study_dir} | {m.study_dir for m in missing}):
+        for path in sorted((study_dir / "lr_finder").glob("*/result.json")):
+            finders.append((f"study {study_dir.name}", json.loads(path.read_text()), path.parent / "plots"))
+    for r in runs:
+        if r.summary.get("lr_finder"):
+            names = {"dataset": r.config.dataset, "model": r.config.model, "optimizer": r.config.optimizer}
+            finders.append((r.label, {**r.summary["lr_finder"], **names}, r.dir.plots))
+    rows, images = [], []
+    for source, result, plot_dir in finders:
+        picked = result["suggested_lr"]
+        method = result.get("method", "—")
+        rule = result.get("picked_by", method)  # results from before picked_by and fallback were recorded
+        rule = rule if rule == method else f"{rule} (asked for {method})"
+        mark = f"⚠ fallback: {result.get('warning') or 'the requested rule could not be used'}"
+        fallback = mark if result.get("fallback", False) else "no"
+        rows.append([result["dataset"], result["model"], result["optimizer"], _lr(picked), rule, fallback,
+                     result["points"], *(_lr(result.get(k)) for k in LR_PICKS), source])  # fmt: skip
+        if (plot_dir / "lr_finder.png").exists():
+            caption = (f"LR range test: {result['model']} on {result['dataset']} ({result['optimizer']}, {source}): "
+                       f"picked {_lr(picked)} by {rule}" + (f"; {fallback}" if fallback != "no" else ""))  # fmt: skip
+            images.append((plot_dir / "lr_finder.png", caption))
     if rows:
-        doc.table(["dataset", "model", "optimizer", "valley", "steep", "minimum/10", "minimum", "points"], rows)
+        doc.table(["dataset", "model", "optimizer", "picked LR", "rule", "fallback", "points", "valley", "steep",
+                   "minimum/10", "minimum", "from"], rows)  # fmt: skip
         doc.text(
-            "A policy with lr: auto takes the suggestion its lr_pick names (the seed presets' scheduler: minimum)."
+            "Picked LR: the range test's answer to the rule that was asked for (lr_pick; the seed presets' "
+            "scheduler: minimum), and the rule that gave it. Where the asked-for rule could not be used, another "
+            "rule or the optimizer's default LR gave it instead: marked ⚠ fallback, with the reason."
         )
+        for path, caption in images:
+            doc.image(path, caption)
     else:
         doc.text("No LR range test was recorded for these runs.")
 
     doc.heading("LR schedules used")
-    for dataset in datasets:
-        path = figures / f"schedules-{dataset_slug(dataset)}.png"
-        if schedules_figure([r for r in runs if r.config.dataset == dataset], path):
-            doc.image(path, f"learning rate per step for each model and policy on {dataset} (first optimizer)")
+    for v, variant in enumerate(variants, 1):
+        for dataset in datasets:
+            path = figures / f"schedules-{dataset_slug(dataset)}-variant{v}.png"
+            if schedules_figure([r for r in runs if r.config.dataset == dataset and r.variant == variant], path):
+                doc.image(
+                    path, f"learning rate per step for each model and policy on {dataset} ({variant}; first optimizer)"
+                )
 
     doc.heading("Confusion matrices of the best runs")
     for dataset in datasets:
@@ -372,33 +473,39 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
         for (model, _), run in candidates.items():
             confusion, classes = read_confusion(run)
             if confusion:
-                path = figures / f"confusion-{run.dir.name}.png"
+                # run names repeat across the study folders of one grid; the folder's path tells them apart
+                digest = hashlib.sha256(str(run.dir.path.resolve()).encode()).hexdigest()[:8]
+                path = figures / f"confusion-{run.dir.path.parent.name}-{run.dir.name}-{digest}.png"
                 plots.confusion_heatmap(confusion, classes, path, f"{model} on {dataset} ({run.final:.2f}%)")
-                doc.image(path, f"{run.dir.name}: final test accuracy {run.final:.2f}%")
+                doc.image(path, f"{run.label} ({run.variant}): final test accuracy {run.final:.2f}%")
         if top_run is not None:
             confusion, classes = read_confusion(top_run)
             if confusion:
                 pairs = evaluate.most_confused_pairs(torch.tensor(confusion), classes, 5)
                 doc.text(
-                    f"Most confused pairs on {dataset} (best run, {top_run.dir.name}): {evaluate.format_pairs(pairs)}"
+                    f"Most confused pairs on {dataset} (best run, {top_run.label}, {top_run.variant}): "
+                    f"{evaluate.format_pairs(pairs)}"
                 )
 
     doc.heading("Speed and size")
     rows = []
-    for dataset in datasets:
-        for model in models:
-            group = [r for r in runs if r.config.dataset == dataset and r.config.model == model and r.metrics]
-            if not group:
-                continue
-            epoch_times = [float(m["epoch_time_s"]) for r in group for m in r.metrics]
-            speeds = [float(m["train_images_per_s"]) for r in group for m in r.metrics]
-            s = group[0].summary
-            rows.append([dataset, model, f"{statistics.median(epoch_times):.1f}", f"{statistics.median(speeds):.0f}",
-                         f"{s.get('parameters', 0):,}", f"{s.get('flops_per_image', 0) / 1e6:.1f}"])  # fmt: skip
+    for variant in variants:
+        for dataset in datasets:
+            for model in models:
+                group = [r for r in runs if r.cell_key[:2] == (dataset, model) and r.variant == variant and r.metrics]
+                if not group:
+                    continue
+                epoch_times = [float(m["epoch_time_s"]) for r in group for m in r.metrics]
+                speeds = [float(m["train_images_per_s"]) for r in group for m in r.metrics]
+                s = group[0].summary
+                rows.append([dataset, model, f"{statistics.median(epoch_times):.1f}",
+                             f"{statistics.median(speeds):.0f}", f"{s.get('parameters', 0):,}",
+                             f"{s.get('flops_per_image', 0) / 1e6:.1f}", variant])  # fmt: skip
     doc.table(
-        ["dataset", "model", "time per epoch (s, median)", "train images/s (median)", "parameters", "MFLOPs/image"],
+        ["dataset", "model", "time per epoch (s, median)", "train images/s (median)", "parameters", "MFLOPs/image",
+         "settings"],
         rows,
-    )
+    )  # fmt: skip
     devices = sorted({f"{r.summary.get('device')} ({r.summary.get('precision')})" for r in runs})
     versions = sorted({", ".join(f"{k} {v}" for k, v in r.summary.get("versions", {}).items()) for r in runs})
     doc.text("Devices: " + "; ".join(devices) + ". Versions: " + "; ".join(versions) + ".")
@@ -410,17 +517,31 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     )
 
     doc.heading("Diverged, unfinished and missing runs")
-    problems = [[r.dir.name, r.status, r.summary.get("epochs_completed", 0)] for r in runs if r.status != "finished"]
-    problems += [[m["name"], "missing (not started)", 0] for m in missing]
+    problems = [[r.label, r.status, r.summary.get("epochs_completed", 0)] for r in runs if r.status != "finished"]
+    problems += [[f"{m.study_dir.name}/{m.name}", "missing (not started)", 0] for m in missing]
     if problems:
         doc.table(["run", "status", "epochs completed"], problems)
     else:
         doc.text("None: every planned run finished.")
+    unplanned = [r for r in runs if r.study_dir and not r.planned]
+    if unplanned:
+        doc.text(
+            "Runs in a study folder but not in the study's plan (study.json): each is filed under the policy of its "
+            "planned seeds where it has some, else under a policy named from its own schedule and LR."
+        )
+        doc.table(
+            ["run", "status", "policy", "settings"], [[r.label, r.status, r.policy, r.variant] for r in unplanned]
+        )
 
     md_path, html_path = out / "report.md", out / "report.html"
     atomic.write_text(md_path, doc.markdown(out))
     atomic.write_text(html_path, doc.html("deepernets report"))
     return md_path, html_path
+
+
+def _lr(value: float | None) -> str:
+    """An LR for a table; a suggestion the range test could not make (NaN, or null) shows as a dash."""
+    return "—" if value is None or value != value else f"{value:.3g}"
 
 
 def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:

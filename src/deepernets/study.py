@@ -119,11 +119,29 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> None:
-    """study.json: the grid and every planned run, so a report can name the runs that are missing."""
-    atomic.write_json(
-        study_dir / "study.json",
-        {"grid": dataclasses.asdict(grid), "runs": [{"name": p.name, "cell": p.cell} for p in planned]},
-    )
+    """Add the planned runs to study.json, the plan a report reads to name each run's cell and the missing runs.
+
+    The plan accumulates: runs that an earlier invocation planned (other seeds, another grid) stay in it, so a
+    report never loses track of them. A run name planned again with other settings is refused, since its folder
+    would then hold a run that is not the one planned. Workers starting together merge under one lock.
+    """
+    from deepernets.train.fit import WHERE_SETTINGS
+
+    path = study_dir / "study.json"
+    with locks.lock(study_dir / ".study.lock"):
+        entries = {e["name"]: e for e in json.loads(path.read_text())["runs"]} if path.exists() else {}
+        for run in planned:
+            settings = {k: v for k, v in run.config.to_dict().items() if k not in WHERE_SETTINGS}
+            old = entries.get(run.name, {}).get("config") or {}  # plans before settings were recorded have none
+            # a setting that one version of deepernets has and the other lacks is not a difference
+            changed = [k for k in settings if k in old and old[k] != settings[k]]
+            if changed:
+                raise UserError(
+                    f"{path} already plans {run.name} with other settings ({', '.join(changed)}): "
+                    "give this version of the study a folder of its own (--runs-dir)"
+                )
+            entries[run.name] = {"name": run.name, "cell": run.cell, "config": settings}
+        atomic.write_json(path, {"grid": dataclasses.asdict(grid), "runs": list(entries.values())})
 
 
 def lr_finder_key(config: RunConfig) -> str:

@@ -1,0 +1,157 @@
+"""The report on hand-made run folders (written by the real RunDir writers): no training, so every case is quick."""
+
+import json
+import re
+from pathlib import Path
+
+from deepernets import plots, report, study
+from deepernets.config import RunConfig
+from deepernets.rundir import RunDir
+
+CLASSES = ["0", "1", "2"]
+
+
+def fake_run(
+    folder: Path, config: RunConfig, status: str = "finished", acc: float = 90.0, lr_finder: dict | None = None
+) -> RunDir:
+    """A run folder as training leaves it: config.yaml, metrics.csv, summary.json and confusion.csv."""
+    run = RunDir(folder / (config.name or config.default_name()))
+    config = config.replace(lr=0.351) if config.lr == "auto" else config  # training resolves the LR finder's pick
+    run.write_config(config)
+    done = config.epochs if status == "finished" else 1
+    run.write_metrics(
+        [
+            {"epoch": e, "lr": 0.01, "train_loss": 1 / e, "train_acc": acc - 1, "val_loss": 1 / e, "val_acc": acc,
+             "epoch_time_s": 10.0, "train_images_per_s": 100.0, "timestamp": "2026-01-01 00:00:00"}
+            for e in range(1, done + 1)
+        ]
+    )  # fmt: skip
+    run.write_summary(
+        {"status": status, "epochs_completed": done, "final_test_acc": acc if status == "finished" else None,
+         "train_images": config.subset or 1024, "test_images": 100, "parameters": 1000, "flops_per_image": 1e6,
+         "device": "cpu", "precision": "fp32", "versions": {}, "lr_finder": lr_finder}
+    )  # fmt: skip
+    (run.path / "confusion.csv").write_text("true,0,1,2\n0,9,1,0\n1,0,10,0\n2,0,2,8\n")
+    return run
+
+
+def plan(st: Path, seeds: int, models: tuple[str, ...] = ("resnet20",), **overrides: object):
+    grid = study.Grid(
+        name="g",
+        base={"epochs": 2, "batch_size": 64, "subset": 256, "test_subset": 100},
+        axes={"dataset": ["mnist"], "model": list(models), "policy": ["lr0.01", "scheduler"]},
+        policies={"lr0.01": {"lr": 0.01, "schedule": "constant"}, "scheduler": {"lr": "auto", "schedule": "onecycle"}},
+    )
+    return grid, study.expand(grid, st, overrides, seeds)
+
+
+def accuracy_rows(md: str) -> dict[str, str]:
+    return {line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith("| resnet20 |")}
+
+
+def test_a_run_outside_the_plan_is_named_and_stays_in_its_cell(tmp_path):
+    """study.json of an older version: only the last invocation's seeds (not the third), and no settings."""
+    st = tmp_path / "st"
+    grid, planned = plan(st, seeds=3)
+    for run in planned:
+        fake_run(st, run.config, acc=90.0 + run.cell["seed"])
+    old = [{"name": p.name, "cell": p.cell} for p in planned if p.cell["seed"] < 2]
+    (st / "study.json").write_text(json.dumps({"grid": {}, "runs": old}))
+    md = report.build([st], st)[0].read_text()
+    assert "onecycle lr0.351" not in md  # not a column of its own: its cell's policy comes from the plan
+    assert "| model | lr0.01 | scheduler | study (published, lr0.01 / scheduler) | reference |" in md
+    row = accuracy_rows(md)["resnet20"]
+    assert "91.00 ± 1.00 (n=3)" in row  # lr0.01 and scheduler: all three seeds together
+    assert "not in the study's plan" in md
+    assert re.search(r"st/mnist-resnet20-scheduler-s2 .*scheduler", md)
+
+
+def test_a_cell_says_how_many_planned_seeds_did_not_finish(tmp_path):
+    st = tmp_path / "st"
+    grid, planned = plan(st, seeds=3, models=("resnet20", "vgg11_bn"))
+    study.write_manifest(grid, st, planned)
+    for run in planned:
+        seed, policy = run.cell["seed"], run.cell["policy"]
+        if run.cell["model"] == "vgg11_bn":  # none of its runs started
+            continue
+        if policy == "lr0.01" and seed < 2:  # lr0.01: seed 2 never started
+            fake_run(st, run.config, acc=90.0 + seed)
+        if policy == "scheduler":  # scheduler: seed 0 finished, seed 1 diverged, seed 2 is still running
+            fake_run(st, run.config, status=["finished", "diverged", "running"][seed], acc=95.0)
+    md, html = (p.read_text() for p in report.build([st], st))
+    row = accuracy_rows(md)["resnet20"]
+    assert "90.50 ± 0.71 (n=2 of 3, 1 unfinished)" in row
+    assert "95.00 (n=1 of 3, 1 diverged, 1 unfinished)" in row
+    assert "n=2 of 3, 1 unfinished" in html
+    vgg = next(line for line in md.splitlines() if line.startswith("| vgg11_bn |"))
+    assert vgg.count("— (n=0 of 3, 3 unfinished)") == 2  # in the policies' columns, not one named "lr auto"
+    assert "lr auto" not in md
+
+
+def test_merged_study_folders_keep_each_variant_apart(tmp_path):
+    """`report A B` over two versions of one grid: the same run names, other settings (here the subset)."""
+    folders = [tmp_path / "st-256", tmp_path / "st-512"]
+    for folder, subset, acc in zip(folders, (256, 512), (80.0, 90.0), strict=True):
+        grid, planned = plan(folder, seeds=1, subset=subset)
+        study.write_manifest(grid, folder, planned)
+        for run in planned:
+            fake_run(folder, run.config, acc=acc).path.joinpath("confusion.csv").write_text(
+                f"true,0,1,2\n0,{subset},1,0\n1,0,10,0\n2,0,2,8\n"  # each folder's matrix tells its own figure apart
+            )
+    md = report.build(folders, tmp_path)[0].read_text()
+    images = re.findall(r"!\[(.*)\]\((.*)\)", md)
+    assert len({path for _, path in images}) == len(images)  # no figure file stands for two figures
+    confusions = [(caption, path) for caption, path in images if "confusion" in path]
+    assert len(confusions) == 2
+    for variant in ("256 train images", "512 train images"):
+        for kind in ("curves", "schedules", "confusion"):
+            assert any(variant in caption for caption, path in images if kind in path), (kind, variant)
+        section = md.split("## Speed and size")[1].split("##")[0]
+        assert any(variant in line for line in section.splitlines() if line.startswith("| mnist | resnet20"))
+    assert len({(tmp_path / path).read_bytes() for _, path in confusions}) == 2
+
+
+def finder_result(suggested: float, method: str, points: int, **keys: object) -> dict:
+    suggestions = {"valley": 0.005, "steep": 0.02, "minimum_tenth": 0.0351, "minimum": 0.351}
+    return {"suggested_lr": suggested, "method": method, **suggestions, "points": points, **keys}
+
+
+def test_lr_finder_section_shows_each_pick_its_rule_and_any_fallback(tmp_path):
+    st, single = tmp_path / "st", tmp_path / "runs"
+    grid, planned = plan(st, seeds=1, models=("resnet20", "vgg11_bn"))
+    study.write_manifest(grid, st, planned)
+    for run in planned:
+        fake_run(st, run.config)
+    results = {
+        "mnist-resnet20-sgd-0123abcd": finder_result(
+            0.351, "minimum", 30, picked_by="minimum", fallback=False, warning=None, dataset="mnist",
+            model="resnet20", optimizer="sgd",
+        ),
+        "mnist-vgg11_bn-sgd-4567cdef": finder_result(
+            0.01, "minimum", 3, picked_by="default", fallback=True, dataset="mnist", model="vgg11_bn",
+            optimizer="sgd", valley=float("nan"), warning="the loss never fell in 3 steps; sgd's default LR 0.01",
+        ),
+    }  # fmt: skip
+    for key, result in results.items():
+        (st / "lr_finder" / key).mkdir(parents=True)
+        (st / "lr_finder" / key / "result.json").write_text(json.dumps(result))
+        plots.lr_finder_curve([1e-3, 1e-2, 1e-1], [2.3, 2.0, 2.5], 0.01, st / "lr_finder" / key / "plots/lr_finder.png")
+    # a single `train --lr auto` run, with a result written before picked_by and fallback existed
+    run = fake_run(single, RunConfig(model="resnet44", dataset="mnist", lr=0.0042, epochs=2, name="one"),
+                   lr_finder=finder_result(0.0042, "valley", 100))  # fmt: skip
+    plots.lr_finder_curve([1e-3, 1e-2, 1e-1], [2.3, 2.0, 2.5], 0.0042, run.plots / "lr_finder.png")
+
+    md, html = (p.read_text() for p in report.build([st, single], tmp_path))
+    section = md.split("## LR finder")[1].split("\n## ")[0]
+    rows = {line.split(" | ")[1]: line for line in section.splitlines() if line.startswith("| mnist |")}
+    assert "| picked LR | rule | fallback |" in section
+    assert "| 0.351 | minimum | no |" in rows["resnet20"]
+    assert "| 0.01 | default (asked for minimum) | ⚠ fallback: the loss never fell in 3 steps" in rows["vgg11_bn"]
+    assert "| 0.0042 | valley | no |" in rows["resnet44"] and "runs/one" in rows["resnet44"]
+    captions = re.findall(r"!\[(LR range test[^\]]*)\]", section)
+    assert len(captions) == 3
+    assert any("vgg11_bn" in c and "⚠ fallback" in c for c in captions)
+    html_section = html.split("<h2>LR finder</h2>")[1].split("<h2>")[0]
+    assert "<td>0.01</td><td>default (asked for minimum)</td><td>⚠ fallback: the loss never fell" in html_section
+    assert "<td>0.351</td><td>minimum</td><td>no</td>" in html_section
+    assert html_section.count("data:image/png;base64,") == 3
