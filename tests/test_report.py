@@ -116,6 +116,11 @@ def finder_result(suggested: float, method: str, points: int, **keys: object) ->
     return {"suggested_lr": suggested, "method": method, **suggestions, "points": points, **keys}
 
 
+def curve(path: Path, picked: float) -> None:
+    losses = [2.3, 2.0, 2.5]
+    plots.lr_finder_curve([1e-3, 1e-2, 1e-1], losses, losses, 2.1, (picked, "minimum"), path)
+
+
 def test_lr_finder_section_shows_each_pick_its_rule_and_any_fallback(tmp_path):
     st, single = tmp_path / "st", tmp_path / "runs"
     grid, planned = plan(st, seeds=1, models=("resnet20", "vgg11_bn"))
@@ -135,11 +140,11 @@ def test_lr_finder_section_shows_each_pick_its_rule_and_any_fallback(tmp_path):
     for key, result in results.items():
         (st / "lr_finder" / key).mkdir(parents=True)
         (st / "lr_finder" / key / "result.json").write_text(json.dumps(result))
-        plots.lr_finder_curve([1e-3, 1e-2, 1e-1], [2.3, 2.0, 2.5], 0.01, st / "lr_finder" / key / "plots/lr_finder.png")
+        curve(st / "lr_finder" / key / "plots/lr_finder.png", result["suggested_lr"])
     # a single `train --lr auto` run, with a result written before picked_by and fallback existed
     run = fake_run(single, RunConfig(model="resnet44", dataset="mnist", lr=0.0042, epochs=2, name="one"),
                    lr_finder=finder_result(0.0042, "valley", 100))  # fmt: skip
-    plots.lr_finder_curve([1e-3, 1e-2, 1e-1], [2.3, 2.0, 2.5], 0.0042, run.plots / "lr_finder.png")
+    curve(run.plots / "lr_finder.png", 0.0042)
 
     md, html = (p.read_text() for p in report.build([st, single], tmp_path))
     section = md.split("## LR finder")[1].split("\n## ")[0]

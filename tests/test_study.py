@@ -191,6 +191,10 @@ def test_a_run_that_fails_with_any_error_is_recorded_and_the_study_goes_on(tmp_p
     assert failures["mnist-vgg11_bn-lr0.01-s0"]["error"] == (
         "RuntimeError: mat1 and mat2 shapes cannot be multiplied (a second line)"
     )
+    from deepernets import report
+
+    md = report.build([tmp_path / "st"], tmp_path / "st")[0].read_text()
+    assert "| st/mnist-vgg11_bn-lr0.01-s0 | failed | 0 | RuntimeError: mat1 and mat2" in md
     monkeypatch.setattr(fit, "train", real_train)
     counts = study.run_study(grid, tmp_path / "st", {"epochs": 1}, log=lines.append)
     assert counts["finished"] == 2 and counts["skipped"] == 2

@@ -517,10 +517,17 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
     )
 
     doc.heading("Diverged, unfinished and missing runs")
-    problems = [[r.label, r.status, r.summary.get("epochs_completed", 0)] for r in runs if r.status != "finished"]
-    problems += [[f"{m.study_dir.name}/{m.name}", "missing (not started)", 0] for m in missing]
+    errors = read_failures(folders)
+    problems = [
+        [r.label, r.status, r.summary.get("epochs_completed", 0), errors.get(r.label, "")]
+        for r in runs
+        if r.status != "finished"
+    ]
+    for m in missing:
+        label = f"{m.study_dir.name}/{m.name}"
+        problems.append([label, "failed" if label in errors else "missing (not started)", 0, errors.get(label, "")])
     if problems:
-        doc.table(["run", "status", "epochs completed"], problems)
+        doc.table(["run", "status", "epochs completed", "last error (failures.json)"], problems)
     else:
         doc.text("None: every planned run finished.")
     unplanned = [r for r in runs if r.study_dir and not r.planned]
@@ -542,6 +549,16 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
 def _lr(value: float | None) -> str:
     """An LR for a table; a suggestion the range test could not make (NaN, or null) shows as a dash."""
     return "—" if value is None or value != value else f"{value:.3g}"
+
+
+def read_failures(folders: list[Path]) -> dict[str, str]:
+    """The last error of each failed run, from its study's failures.json, by the run's label (study/run)."""
+    errors = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("failures.json")):
+            for name, failure in json.loads(path.read_text()).items():
+                errors[f"{path.parent.name}/{name}"] = failure["error"]
+    return errors
 
 
 def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:
