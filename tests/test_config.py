@@ -21,6 +21,12 @@ def test_yaml_values_are_converted_to_each_settings_type():
         ({"image_size": 16, "model": "vgg16"}, "too small for vgg16"),
         ({"milestones": [1.5]}, "--milestones"),
         ({"device": "tpu"}, "--device"),
+        ({"ema": 1.0}, "--ema must be a decay in"),
+        ({"cutout": 33}, "--cutout must be a square's side from 0 (off) to --image-size 32"),
+        ({"cutout": -1}, "--cutout"),
+        ({"mixup": -0.2}, "--mixup and --cutmix must be >= 0"),
+        ({"cutmix": -1}, "--mixup and --cutmix must be >= 0"),
+        ({"tta": "crop"}, "unknown tta 'crop'"),
         ({"colour": "red"}, "unknown setting(s) colour"),
     ],
 )

@@ -63,12 +63,8 @@ def test_config_yaml_reproduces_the_run(tmp_path, data_dir):
     ]
 
 
-def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
-    # vgg11_bn has dropout, so this also checks that random draws are reproduced after a resume
-    args = ["train", *FAST, "--model", "vgg11_bn", "--data-dir", str(data_dir)]
-    whole = run_cli(*args, "--name", "whole", cwd=tmp_path)
-    assert whole.returncode == 0, whole.stderr
-
+def kill_during_epoch_2_and_resume(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+    """Train runs/killed with `args`, SIGKILL it once epoch 1 is saved, and resume it; return the resume's result."""
     proc = subprocess.Popen([sys.executable, "-m", "deepernets", *args, "--name", "killed"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     killed = tmp_path / "runs" / "killed"
@@ -79,17 +75,101 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     proc.wait()
     assert len(metrics(killed)) == 1, "the kill should land during epoch 2"
     assert json.loads((killed / "summary.json").read_text())["status"] == "running"
-
     resumed = run_cli(*args, "--name", "killed", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
+    return resumed
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
+    # vgg11_bn has dropout, so this also checks that random draws are reproduced after a resume
+    args = ["train", *FAST, "--model", "vgg11_bn", "--data-dir", str(data_dir)]
+    whole = run_cli(*args, "--name", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    kill_during_epoch_2_and_resume(args, tmp_path)
     keys = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
-    assert [[r[k] for k in keys] for r in metrics(killed)] == [
+    assert [[r[k] for k in keys] for r in metrics(tmp_path / "runs/killed")] == [
         [r[k] for k in keys] for r in metrics(tmp_path / "runs/whole")
     ]
-    a = torch.load(killed / "checkpoints/last.pt", weights_only=True)["model"]
+    a = torch.load(tmp_path / "runs/killed/checkpoints/last.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "runs/whole/checkpoints/last.pt", weights_only=True)["model"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert same_tensors(a, b)
+
+
+def test_a_run_with_every_training_feature_on_resumes_to_equal_an_uninterrupted_one(tmp_path, data_dir):
+    args = ["train", "--model", "resnet20", "--dataset", "cifar10", "--epochs", "3", "--subset", "512",
+            "--test-subset", "500", "--batch-size", "64", "--ema", "0.9", "--cutout", "8", "--mixup", "0.2",
+            "--cutmix", "1.0", "--tta", "flip", "--data-dir", str(data_dir)]  # fmt: skip
+    whole = run_cli(*args, "--name", "whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    kill_during_epoch_2_and_resume(args, tmp_path)
+    keys = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "ema_val_loss", "ema_val_acc",
+            "tta_val_loss", "tta_val_acc")  # fmt: skip
+    rows = metrics(tmp_path / "runs/whole")
+    assert all(r[k] for r in rows for k in keys)
+    assert [[r[k] for k in keys] for r in metrics(tmp_path / "runs/killed")] == [[r[k] for k in keys] for r in rows]
+    a = torch.load(tmp_path / "runs/killed/checkpoints/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "runs/whole/checkpoints/last.pt", weights_only=True)
+    assert same_tensors(a["model"], b["model"]) and same_tensors(a["ema"], b["ema"])
+    assert int(b["ema"]["n_averaged"]) == 3 * 8, "one update per step"
+
+
+def test_the_moving_average_is_reported_beside_an_unchanged_training_run(tmp_path, data_dir):
+    args = ["train", *FAST, "--model", "resnet20", "--epochs", "2", "--subset", "512", "--test-subset", "500",
+            "--data-dir", str(data_dir)]  # fmt: skip
+    plain = run_cli(*args, "--name", "plain", cwd=tmp_path)
+    averaged = run_cli(*args, "--ema", "0.9", "--name", "ema", cwd=tmp_path)
+    assert plain.returncode == 0 and averaged.returncode == 0, plain.stderr + averaged.stderr
+    keys = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+    rows, ema_rows = metrics(tmp_path / "runs/plain"), metrics(tmp_path / "runs/ema")
+    assert [[r[k] for k in keys] for r in ema_rows] == [[r[k] for k in keys] for r in rows]
+    assert all(r["ema_val_acc"] == r["ema_val_loss"] == "" for r in rows)
+    assert all(r["ema_val_loss"] != r["val_loss"] for r in ema_rows)
+    summary = json.loads((tmp_path / "runs/ema/summary.json").read_text())
+    assert summary["final_test_acc"] == json.loads((tmp_path / "runs/plain/summary.json").read_text())["final_test_acc"]
+    assert summary["final_ema_test_acc"] == {
+        "acc": float(ema_rows[-1]["ema_val_acc"]),
+        "weights": "exponential moving average of the weights, decay 0.9",
+    }
+    assert "final_ema_test_acc" not in json.loads((tmp_path / "runs/plain/summary.json").read_text())
+    assert f"EMA Acc: {float(ema_rows[-1]['ema_val_acc']):.2f}% (moving average of the weights)" in averaged.stdout
+    assert "ema: 0.9" in (tmp_path / "runs/ema/config.yaml").read_text()
+    a = torch.load(tmp_path / "runs/ema/checkpoints/last.pt", weights_only=True)
+    b = torch.load(tmp_path / "runs/plain/checkpoints/last.pt", weights_only=True)
+    assert same_tensors(a["model"], b["model"]) and b["ema"] is None
+
+
+def test_flip_tta_is_reported_beside_the_single_view_and_refused_for_digits(tmp_path, data_dir):
+    args = ["train", "--model", "resnet20", "--dataset", "cifar10", "--epochs", "1", "--subset", "512",
+            "--test-subset", "500", "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
+    result = run_cli(*args, "--tta", "flip", "--name", "tta", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "tta"
+    (row,) = metrics(run)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_test_acc"] == float(row["val_acc"]), "the headline stays the single view"
+    assert summary["final_tta_test_acc"] == {
+        "acc": float(row["tta_val_acc"]),
+        "views": "each image and its horizontal mirror, softmax averaged",
+    }
+    assert row["tta_val_loss"] != row["val_loss"]
+    assert "TTA Acc:" in result.stdout and "with flip TTA" in result.stdout.splitlines()[-1]
+
+    evaluated = run_cli("evaluate", str(run), "--tta", "flip", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    first = evaluated.stdout.splitlines()[0]
+    assert f"test accuracy {summary['final_test_acc']:.2f}%" in first
+    assert f"with flip TTA (image and mirror, softmax averaged) {float(row['tta_val_acc']):.2f}%" in first
+
+    digits = run_cli("train", *FAST, "--epochs", "1", "--tta", "flip", "--data-dir", str(data_dir), "--name", "d",
+                     cwd=tmp_path)  # fmt: skip
+    assert digits.returncode == 2 and len(digits.stderr.splitlines()) == 1, digits.stderr
+    assert "--tta flip: mnist is trained without horizontal flips" in digits.stderr
+    assert not (tmp_path / "runs/d/config.yaml").exists()
 
 
 def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path, data_dir):

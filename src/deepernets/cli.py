@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from deepernets import data, models
-from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, RunConfig, load_yaml
+from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, RunConfig, load_yaml
 from deepernets.errors import UserError
 from deepernets.rundir import RunDir
 from deepernets.train.cpu_speed import keep_freed_memory_mapped
@@ -74,6 +74,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=float, help="multistep and plateau: LR factor (default 0.1)")
     p.add_argument("--patience", type=int, help="plateau: bad epochs in a row tolerated; the LR drops after one more")
     p.add_argument("--label-smoothing", type=float)
+    p.add_argument(
+        "--ema", type=float, metavar="DECAY", help="also evaluate a moving average of the weights, e.g. 0.999"
+    )
+    p.add_argument("--cutout", type=int, metavar="SIZE", help="zero a SIZE×SIZE square of each training image")
+    p.add_argument("--mixup", type=float, metavar="ALPHA", help="mix training images and labels, Beta(ALPHA, ALPHA)")
+    p.add_argument(
+        "--cutmix",
+        type=float,
+        metavar="ALPHA",
+        help="paste in a box of another training image, area ~ Beta(ALPHA, ALPHA)",
+    )
+    p.add_argument("--tta", choices=TTAS, help="flip: also report test accuracy over each image and its mirror")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (CUDA, then CPU), cpu or cuda[:N]")
     p.add_argument("--precision", help=f"one of: {', '.join(PRECISIONS)}")
@@ -128,9 +140,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from deepernets import evaluate, inference
 
     loaded = inference.load_run(args.run_dir, args.device)
-    result, confusion = inference.evaluate_run(loaded)
+    result, confusion = inference.evaluate_run(loaded, flip_tta=args.tta == "flip")
     classes, path = loaded.data["classes"], loaded.run.path
-    print(f"{path}: test accuracy {result.accuracy:.2f}% on {len(result.labels)} images (loss {result.loss:.4f})")
+    line = f"{path}: test accuracy {result.accuracy:.2f}% on {len(result.labels)} images (loss {result.loss:.4f})"
+    if result.tta is not None:  # beside the single view, which stays the headline
+        tta = result.tta
+        line += f"; with flip TTA (image and mirror, softmax averaged) {tta.accuracy:.2f}% (loss {tta.loss:.4f})"
+    print(line)
     per_class = zip(classes, evaluate.per_class_accuracy(confusion), strict=True)
     print("per-class accuracy: " + ", ".join(f"{c} {a:.1f}%" for c, a in per_class))
     print("most confused: " + evaluate.format_pairs(evaluate.most_confused_pairs(confusion, classes, args.top)))
@@ -282,6 +298,7 @@ def build_parser() -> Parser:
     p.add_argument("run_dir")
     p.add_argument("--top", type=positive(int), default=5, help="how many most-confused pairs to show")
     p.add_argument("--device", default="auto")
+    p.add_argument("--tta", choices=TTAS, default="none", help="flip: also the accuracy over each image and its mirror")
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("lr-find", help="LR range test: suggest a learning rate")

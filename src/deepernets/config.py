@@ -16,6 +16,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "plateau")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_PICKS = ("valley", "steep", "minimum_tenth", "minimum")  # which LR-finder suggestion `lr: auto` takes
+TTAS = ("none", "flip")  # test-time augmentation reported beside the single-view accuracy
 
 
 @dataclass
@@ -42,6 +43,11 @@ class RunConfig:
     gamma: float = 0.1  # multistep and plateau: LR factor
     patience: int = 5  # plateau: epochs in a row without a better test loss tolerated; the LR drops after one more
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated beside them (0: off)
+    cutout: int = 0  # side of the square zeroed at a random centre of each training image (0: off)
+    mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) mixing weight (0: off)
+    cutmix: float = 0.0  # alpha of CutMix's Beta(alpha, alpha) mixing weight (0: off)
+    tta: str = "none"  # "flip": also report the accuracy of the image and its mirror, softmax averaged
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -58,6 +64,7 @@ class RunConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("lr-pick", self.lr_pick, LR_PICKS)
+        _choice("tta", self.tta, TTAS)
         if isinstance(self.lr, str):
             if self.lr != "auto":
                 raise UserError(f"--lr must be a positive number or 'auto', got '{self.lr}'")
@@ -79,13 +86,24 @@ class RunConfig:
             raise UserError("--milestones must be fractions of training between 0 and 1, and --gamma > 0")
         if self.patience < 0 or not 0 <= self.warmup_epochs < self.epochs:
             raise UserError("--patience must be >= 0 and --warmup-epochs in [0, epochs)")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"--ema must be a decay in [0, 1), such as 0.999 (0: off), got {self.ema}")
+        if not 0 <= self.cutout <= self.image_size:
+            raise UserError(f"--cutout must be a square's side from 0 (off) to --image-size {self.image_size}, "
+                            f"got {self.cutout}")  # fmt: skip
+        if self.mixup < 0 or self.cutmix < 0:
+            raise UserError("--mixup and --cutmix must be >= 0 (the alpha of their Beta distribution; 0: off)")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise UserError(f"--device must be auto, cpu or cuda[:N], got '{self.device}'")
         return self
 
     def default_name(self) -> str:
         dataset = data.dataset_slug(self.dataset)
-        return f"{self.model}-{dataset}-{self.optimizer}-lr{self.lr}-{self.schedule}-e{self.epochs}-s{self.seed}"
+        name = f"{self.model}-{dataset}-{self.optimizer}-lr{self.lr}-{self.schedule}-e{self.epochs}-s{self.seed}"
+        # the optional training features name themselves only when on, so plain runs keep their names
+        extras = {"ema": self.ema, "cutout": self.cutout, "mixup": self.mixup, "cutmix": self.cutmix}
+        name += "".join(f"-{key}{value}" for key, value in extras.items() if value)
+        return name + ("" if self.tta == "none" else f"-tta{self.tta}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

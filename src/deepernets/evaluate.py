@@ -1,12 +1,14 @@
-"""Accuracy, per-class accuracy, confusion matrix and most-confused class pairs."""
+"""Accuracy, per-class accuracy, confusion matrix and most-confused class pairs; flip test-time augmentation."""
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepernets.data import Batches
+from deepernets.data import Batches, Dataset
+from deepernets.errors import UserError
 from deepernets.train.device import Precision
 
 
@@ -16,25 +18,54 @@ class Evaluation:
     accuracy: float  # percent
     predictions: torch.Tensor  # int64 N, on CPU
     labels: torch.Tensor  # int64 N, on CPU
+    tta: "Evaluation | None" = None  # with flip TTA: the same images judged by the image and its mirror together
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, batches: Batches, precision: Precision) -> Evaluation:
+def evaluate(model: nn.Module, batches: Batches, precision: Precision, flip_tta: bool = False) -> Evaluation:
+    """The model's single-view loss and accuracy; with `flip_tta` also, in `.tta`, those of the softmax averaged
+    over each image and its horizontal mirror (the loss is then the negative log of that average)."""
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
-    predictions, labels = [], []
+    tta_loss_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
+    predictions, tta_predictions, labels = [], [], []
     for x, y in batches:
         with precision.autocast():
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         predictions.append(logits.argmax(1))
         labels.append(y)
+        if flip_tta:
+            with precision.autocast():
+                mirrored = model(x.flip(3))
+            # log of the mean of the two softmaxes, computed from log-softmaxes so that it cannot underflow to -inf
+            views = torch.stack([logits.float().log_softmax(1), mirrored.float().log_softmax(1)])
+            log_mean = views.logsumexp(0) - math.log(2)
+            tta_loss_sum += F.nll_loss(log_mean, y, reduction="sum")
+            tta_predictions.append(log_mean.argmax(1))
     if not labels:  # a rank whose shard of a tiny test set is empty
         empty = torch.zeros(0, dtype=torch.int64)
-        return Evaluation(0.0, 0.0, empty, empty)
-    predicted, truth = torch.cat(predictions).cpu(), torch.cat(labels).cpu()
+        return Evaluation(0.0, 0.0, empty, empty, Evaluation(0.0, 0.0, empty, empty) if flip_tta else None)
+    truth = torch.cat(labels).cpu()
+    tta = _evaluation(tta_loss_sum, tta_predictions, truth) if flip_tta else None
+    return _evaluation(loss_sum, predictions, truth, tta)
+
+
+def _evaluation(
+    loss_sum: torch.Tensor, predictions: list[torch.Tensor], truth: torch.Tensor, tta: Evaluation | None = None
+) -> Evaluation:
+    predicted = torch.cat(predictions).cpu()
     n = max(1, len(truth))
-    return Evaluation(loss_sum.item() / n, 100.0 * (predicted == truth).sum().item() / n, predicted, truth)
+    return Evaluation(loss_sum.item() / n, 100.0 * (predicted == truth).sum().item() / n, predicted, truth, tta)
+
+
+def check_flip_tta(dataset: Dataset) -> None:
+    """Flip TTA only where training flips too: digits are never flipped, as a mirrored digit is no digit."""
+    if dataset.augment != "crop-flip":
+        raise UserError(
+            f"--tta flip: {dataset.name} is trained without horizontal flips (MNIST-like images never are), so its "
+            "models have never seen a mirrored image and a mirrored view would only mislead them; leave --tta out"
+        )
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

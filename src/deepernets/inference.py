@@ -53,12 +53,15 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     return LoadedRun(run, model, info, precision, target)
 
 
-def evaluate_run(loaded: LoadedRun) -> tuple[evaluate.Evaluation, torch.Tensor]:
-    """Evaluate on the run's test set; write confusion.csv, per_class.csv and plots/confusion.png."""
+def evaluate_run(loaded: LoadedRun, flip_tta: bool = False) -> tuple[evaluate.Evaluation, torch.Tensor]:
+    """Evaluate on the run's test set (with `flip_tta`, also with flip TTA, in `.tta`); write confusion.csv,
+    per_class.csv and plots/confusion.png, all of the single view."""
     config = loaded.run.read_config()
     dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    if flip_tta:
+        evaluate.check_flip_tta(dataset)
     images, labels = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
-    result = evaluate.evaluate(loaded.model, loaded.batches(images, labels), loaded.precision)
+    result = evaluate.evaluate(loaded.model, loaded.batches(images, labels), loaded.precision, flip_tta)
     write_evaluation(loaded.run, result, dataset.classes)
     return result, evaluate.confusion_matrix(result.predictions, result.labels, len(dataset.classes))
 

@@ -219,6 +219,9 @@ VARIANT_DETAILS = (
     "nesterov",
     "weight_decay",
     "label_smoothing",
+    "cutout",
+    "mixup",
+    "cutmix",
     "precision",
 )
 

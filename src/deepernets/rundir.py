@@ -24,6 +24,10 @@ METRIC_COLUMNS = [
     "train_acc",
     "val_loss",
     "val_acc",
+    "ema_val_loss",  # the moving average of the weights (--ema), when on (empty otherwise)
+    "ema_val_acc",
+    "tta_val_loss",  # flip test-time augmentation (--tta flip), when on (empty otherwise)
+    "tta_val_acc",
     "epoch_time_s",
     "train_images_per_s",
     "timestamp",

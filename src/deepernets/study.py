@@ -29,6 +29,8 @@ DONE = ("finished", "diverged")
 # Settings that change what the LR range test sees; cells that share them share one test.
 LR_FINDER_SETTINGS = ("dataset", "model", "model_options", "optimizer", "batch_size", "subset", "image_size",
                       "momentum", "nesterov", "weight_decay", "label_smoothing", "precision", "lr_pick")  # fmt: skip
+# The range test trains on augmented batches too; these count only when on, so earlier studies keep their keys.
+LR_FINDER_AUGMENTATION = ("cutout", "mixup", "cutmix")
 LR_FINDER_STEPS = 100
 
 
@@ -146,8 +148,9 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
 
 def lr_finder_key(config: RunConfig) -> str:
     """dataset-model-optimizer, plus a short hash of every other setting the range test depends on."""
-    settings = json.dumps({k: getattr(config, k) for k in LR_FINDER_SETTINGS}, sort_keys=True)
-    digest = hashlib.sha256(settings.encode()).hexdigest()[:8]
+    settings = {k: getattr(config, k) for k in LR_FINDER_SETTINGS}
+    settings.update({k: getattr(config, k) for k in LR_FINDER_AUGMENTATION if getattr(config, k)})
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{dataset_slug(config.dataset)}-{config.model}-{config.optimizer}-{digest}"
 
 

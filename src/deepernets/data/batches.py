@@ -1,18 +1,22 @@
 """Device-resident batches with batched augmentation: no per-sample Python and no worker processes.
 
-The whole split lives on the training device as uint8. Each epoch's order and augmentation come from a
-generator seeded by (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one would.
+The whole split lives on the training device as uint8. Each epoch's order and augmentation come from
+generators seeded by (seed, epoch), so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
+import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 CROP_PADDING = 4
 
 
-SHUFFLE_STREAM, AUGMENT_STREAM, DROPOUT_STREAM = 0, 1, 1 << 20  # + rank for the per-rank streams
+# + rank for the per-rank streams. Cutout and mixing draw from streams of their own, so turning one on leaves
+# every other draw (order, crop, flip, dropout) as it was.
+SHUFFLE_STREAM, AUGMENT_STREAM, DROPOUT_STREAM, CUTOUT_STREAM, MIX_STREAM = 0, 1, 1 << 20, 2 << 20, 3 << 20
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = SHUFFLE_STREAM) -> int:
@@ -27,7 +31,8 @@ def epoch_generator(seed: int, epoch: int, stream: int = SHUFFLE_STREAM) -> torc
 class Batches:
     """Iterate (images, labels) batches: float normalized images, optionally augmented, and int64 labels.
 
-    `shard=(rank, world)` gives each rank a disjoint 1/world of every epoch's shuffled order.
+    `shard=(rank, world)` gives each rank a disjoint 1/world of every epoch's shuffled order. Training batches
+    with `mixup` or `cutmix` on come with soft labels instead: float N×num_classes probabilities.
     """
 
     def __init__(
@@ -45,6 +50,10 @@ class Batches:
         shard: tuple[int, int] = (0, 1),
         size: int = 32,
         channels_last: bool = False,
+        cutout: int = 0,  # training only: zero one cutout×cutout square per image (0: off)
+        mixup: float = 0.0,  # training only: alpha of mixup (0: off)
+        cutmix: float = 0.0,  # training only: alpha of CutMix (0: off)
+        num_classes: int = 0,  # the width of the soft labels mixup and CutMix make
     ) -> None:
         self.device = torch.device(device)
         self.images = images.to(self.device)
@@ -60,6 +69,11 @@ class Batches:
         self.mean = torch.tensor(mean, device=self.device).view(shape) * 255
         self.std = torch.tensor(std, device=self.device).view(shape) * 255
         self.epoch = 0
+        self.cutout = cutout if train else 0
+        self.mixup, self.cutmix = (mixup, cutmix) if train else (0.0, 0.0)
+        self.num_classes = num_classes
+        if (self.mixup or self.cutmix) and num_classes < 2:
+            raise ValueError("mixup and CutMix need num_classes for their soft labels")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -81,9 +95,18 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order().to(self.device)
         generator = epoch_generator(self.seed, self.epoch, AUGMENT_STREAM + self.rank)
+        cutout_generator = epoch_generator(self.seed, self.epoch, CUTOUT_STREAM + self.rank)
+        mixer = Mixer(
+            self.mixup, self.cutmix, self.num_classes, epoch_seed(self.seed, self.epoch, MIX_STREAM + self.rank)
+        )
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.prepare(self.images[idx], generator), self.labels[idx]
+            x, y = self.prepare(self.images[idx], generator), self.labels[idx]
+            if self.cutout:  # a broadcast mask drops channels_last: restore it
+                x = cutout(x, self.cutout, cutout_generator).contiguous(memory_format=self.memory_format)
+            if self.mixup or self.cutmix:
+                x, y = mixer(x, y)
+            yield x, y
 
     def forever(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of epoch after epoch, for a fixed number of steps that may exceed one epoch."""
@@ -125,3 +148,59 @@ def random_crop_flip(
         source = padded.permute(0, 2, 3, 1).reshape(n, -1, c)
         return source.gather(1, pixels[:, :, None].expand(n, h * w, c)).view(n, h, w, c).permute(0, 3, 1, 2)
     return padded.reshape(n, c, -1).gather(2, pixels[:, None, :].expand(n, c, h * w)).view(n, c, h, w)
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Zero one size×size square of every image, centred on a uniformly drawn pixel and clipped at the borders.
+
+    As DeVries & Taylor (2017): applied to every image, after normalization, so the square holds the mean pixel.
+    """
+    n, _, h, w = x.shape
+    top = torch.randint(0, h, (n,), generator=generator).to(x.device)[:, None] - size // 2
+    left = torch.randint(0, w, (n,), generator=generator).to(x.device)[:, None] - size // 2
+    rows, columns = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    in_rows = (rows >= top) & (rows < top + size)
+    in_columns = (columns >= left) & (columns < left + size)
+    return x.masked_fill(in_rows[:, None, :, None] & in_columns[:, None, None, :], 0.0)
+
+
+class Mixer:
+    """Mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019) of whole batches, with soft labels.
+
+    As in both papers, each batch draws one weight λ ~ Beta(α, α) and pairs every image with the one at a random
+    permutation of the batch. Mixup takes λ·image + (1 − λ)·partner; CutMix pastes the partner's pixels into one
+    box of the same place in every image, of area about (1 − λ) of the image, centred on a uniformly drawn pixel
+    and clipped at the borders, and then takes λ as the area left (so the labels weigh exactly what is seen). The
+    labels are mixed with the same weights. With both on, each batch gets one of the two with probability 1/2.
+
+    The draws come from one generator seeded per (seed, epoch, rank): numpy's, since torch samples Beta only from
+    its global generator, which the training loop reseeds for dropout.
+    """
+
+    def __init__(self, mixup: float, cutmix: float, num_classes: int, seed: int) -> None:
+        self.mixup, self.cutmix, self.num_classes = mixup, cutmix, num_classes
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        use_cutmix = self.cutmix > 0 and (self.mixup == 0 or self.rng.random() < 0.5)
+        alpha = self.cutmix if use_cutmix else self.mixup
+        lam = float(self.rng.beta(alpha, alpha))
+        partner = torch.from_numpy(self.rng.permutation(len(y))).to(x.device)
+        if use_cutmix:
+            x, lam = self.paste_box(x, partner, lam)
+        else:
+            x = lam * x + (1 - lam) * x[partner]
+        one_hot = F.one_hot(y, self.num_classes).float()
+        return x, lam * one_hot + (1 - lam) * one_hot[partner]
+
+    def paste_box(self, x: torch.Tensor, partner: torch.Tensor, lam: float) -> tuple[torch.Tensor, float]:
+        """x with the partners' pixels in one box, and the share of each image that is still its own."""
+        h, w = x.shape[-2:]
+        side = math.sqrt(1 - lam)
+        box_h, box_w = int(h * side), int(w * side)
+        cy, cx = int(self.rng.integers(h)), int(self.rng.integers(w))
+        top, bottom = max(cy - box_h // 2, 0), min(cy - box_h // 2 + box_h, h)
+        left, right = max(cx - box_w // 2, 0), min(cx - box_w // 2 + box_w, w)
+        x = x.clone()
+        x[:, :, top:bottom, left:right] = x[partner, :, top:bottom, left:right]
+        return x, 1 - (bottom - top) * (right - left) / (h * w)

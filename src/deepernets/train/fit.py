@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torchvision
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 import deepernets
@@ -99,16 +100,21 @@ def _train(
 
     parts = build_parts(config, world, precision)
     dataset, model, train_batches, test_batches = parts.dataset, parts.model, parts.train_batches, parts.test_batches
+    if config.tta == "flip":
+        evaluate.check_flip_tta(dataset)
     if config.lr == "auto":  # every rank runs the test on its shard (no rank idles); rank 0's answer counts
         lr_finder_info = find_lr(model, config, train_batches, precision, run.path if world.is_main else None, log)
         config = config.replace(lr=distributed.broadcast_float(lr_finder_info["suggested_lr"], world))
     optimizer = build_optimizer(model, config, float(config.lr))
     schedule = Schedule(config, float(config.lr), len(train_batches))
     scaler = torch.amp.GradScaler("cuda") if precision.name == "fp16" else None
+    ema = moving_average(model, config.ema) if config.ema else None
 
     history: list[dict[str, Any]] = []
     if state is not None:
         checkpoint.restore(run.checkpoint_path, state, model=model, optimizer=optimizer, schedule=schedule)
+        if ema is not None:
+            checkpoint.restore(run.checkpoint_path, state, ema=ema)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history = list(state["history"])
@@ -152,7 +158,7 @@ def _train(
         torch.manual_seed(epoch_seed(config.seed, epoch, DROPOUT_STREAM + world.rank))  # dropout: one stream per rank
         train_batches.set_epoch(epoch)
         started = time.perf_counter()
-        stats = train_epoch(forward, optimizer, schedule, train_batches, precision, scaler, config, epoch, world)
+        stats = train_epoch(forward, optimizer, schedule, train_batches, precision, scaler, config, epoch, world, ema)
         train_time = time.perf_counter() - started
         if stats is None:
             status = "diverged"
@@ -162,13 +168,19 @@ def _train(
             )
             break
         distributed.sync_buffers(model, world)  # every rank evaluates with rank 0's batch-norm statistics
-        last_eval = evaluate.evaluate(model, test_batches, precision)
+        last_eval = evaluate.evaluate(model, test_batches, precision, flip_tta=config.tta == "flip")
         val_loss, val_acc = reduce_eval(last_eval, world)
         if not math.isfinite(val_loss):  # the last step broke the weights: do not save them over the good ones
             status = "diverged"
             log(f"Epoch: {epoch + 1:02} | the test loss is NaN or infinite: the run diverged; "
                 f"the checkpoint after epoch {epoch} is kept")  # fmt: skip
             break
+        sides = {}  # (loss, accuracy) of the optional views, reported beside the headline; they steer nothing
+        if ema is not None:
+            distributed.sync_buffers(ema.module, world)
+            sides["ema"] = reduce_eval(evaluate.evaluate(ema.module, test_batches, precision), world)
+        if last_eval.tta is not None:
+            sides["tta"] = reduce_eval(last_eval.tta, world)
         schedule.end_epoch(val_loss)
         epoch_time = time.perf_counter() - started
         row = {
@@ -179,13 +191,15 @@ def _train(
             "train_acc": round(stats["acc"], 4),
             "val_loss": round(val_loss, 6),
             "val_acc": round(val_acc, 4),
+            **{f"{key}_val_loss": round(loss, 6) for key, (loss, _) in sides.items()},
+            **{f"{key}_val_acc": round(acc, 4) for key, (_, acc) in sides.items()},
             "epoch_time_s": round(epoch_time, 3),
             "train_images_per_s": round(stats["images"] / train_time, 1),
             "timestamp": datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
         }
         history.append(row)
         if world.is_main:
-            save_progress(run, model, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info)
+            save_progress(run, model, ema, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info)
             for line in epoch_lines(row):
                 log(line)
 
@@ -232,7 +246,10 @@ def build_parts(config: RunConfig, world: distributed.World, precision: Precisio
         channels_last=precision.channels_last,
     )
     shard = (world.rank, world.size)
-    train_batches = data.Batches(train_x, train_y, config.batch_size, train=True, shard=shard, **batch_args)
+    train_batches = data.Batches(
+        train_x, train_y, config.batch_size, train=True, shard=shard, cutout=config.cutout, mixup=config.mixup,
+        cutmix=config.cutmix, num_classes=dataset.num_classes, **batch_args,
+    )  # fmt: skip
     if len(train_batches) == 0:
         raise UserError(
             f"{len(train_y)} training images make no whole batch of {config.batch_size} per process: "
@@ -304,12 +321,17 @@ def train_epoch(
     config: RunConfig,
     epoch: int,
     world: distributed.World,
+    ema: AveragedModel | None = None,
 ) -> dict[str, float] | None:
-    """One pass over the training batches; None when the loss became NaN or infinite."""
+    """One pass over the training batches; None when the loss became NaN or infinite.
+
+    `ema`, when given, averages the weights after every step. Batches with soft labels (mixup, CutMix) log the
+    cross-entropy against those labels and count as correct the labels' weight on the predicted class.
+    """
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
     smoothed_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
-    correct = torch.zeros((), dtype=torch.int64, device=batches.device)
+    correct = torch.zeros((), dtype=torch.float64, device=batches.device)
     seen, step, lr = 0, epoch * len(batches), 0.0
     bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not (sys.stderr.isatty() and world.is_main))
     for i, (x, y) in enumerate(bar):
@@ -318,11 +340,13 @@ def train_epoch(
         if config.cuda_graphs:  # the previous step's graph outputs are consumed: its memory may be reused
             torch.compiler.cudagraph_mark_step_begin()
         loss, logits = train_step(model, optimizer, x, y, precision, scaler, config.label_smoothing)
+        if ema is not None:  # a DDP or compiled wrapper yields the plain model's parameters and buffers, in order
+            ema.update_parameters(model)
         if config.label_smoothing:  # log plain cross-entropy, comparable with the test loss; the trained one beside
             smoothed_sum += loss * len(y)
             loss = F.cross_entropy(logits.float(), y)
         loss_sum += loss * len(y)
-        correct += (logits.argmax(1) == y).sum()
+        correct += hits(logits, y)
         seen += len(y)
         step += 1
         if (i + 1) % DIVERGENCE_CHECK_EVERY == 0 and diverged(loss_sum, world):
@@ -330,7 +354,7 @@ def train_epoch(
     if diverged(loss_sum, world):
         return None
     count = torch.tensor(seen, dtype=torch.float64, device=batches.device)
-    totals = all_reduce(torch.stack([loss_sum, correct.double(), count, smoothed_sum]), world)
+    totals = all_reduce(torch.stack([loss_sum, correct, count, smoothed_sum]), world)
     return {
         "loss": totals[0].item() / totals[2].item(),
         "acc": 100 * totals[1].item() / totals[2].item(),
@@ -338,6 +362,21 @@ def train_epoch(
         "loss_smoothed": totals[3].item() / totals[2].item() if config.label_smoothing else None,
         "lr": lr,
     }
+
+
+def moving_average(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of the weights and of the buffers (batch-norm statistics), so that it can be
+    evaluated as it is: after each update, average = decay × average + (1 − decay) × weights; the first copies."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def hits(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Correct predictions in a batch. With soft labels (mixup, CutMix) a prediction counts with the weight its
+    class has in the label: picking either mixed image's class scores that image's share, as in mixup's code."""
+    predicted = logits.argmax(1)
+    if y.is_floating_point():
+        return y.gather(1, predicted[:, None]).sum()
+    return (predicted == y).sum()
 
 
 def diverged(loss_sum: torch.Tensor, world: distributed.World) -> bool:
@@ -400,12 +439,13 @@ def find_lr(
     }
 
 
-def save_progress(run, model, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info) -> None:  # noqa: ANN001
+def save_progress(run, model, ema, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info) -> None:  # noqa: ANN001, E501
     checkpoint.save(
         run.checkpoint_path,
         {
             "epoch": len(history),
             "model": model.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
             "optimizer": optimizer.state_dict(),
             "schedule": schedule.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
@@ -445,6 +485,7 @@ def summarize(config: RunConfig, history: list[dict[str, Any]], status: str, inf
         "final_test_loss": last["val_loss"] if last and status == "finished" else None,
         "final_train_acc": last["train_acc"] if last and status == "finished" else None,
         "best_epoch_test_acc": {"acc": best["val_acc"], "epoch": best["epoch"]} if best else None,
+        **side_results(config, last if status == "finished" else None),
         "wall_time_s": round(train_time, 2),
         "train_images_per_s": round(sorted(r["train_images_per_s"] for r in history)[len(history) // 2], 1)
         if history
@@ -457,6 +498,19 @@ def summarize(config: RunConfig, history: list[dict[str, Any]], status: str, inf
             "python": platform.python_version(),
         },
     }
+
+
+def side_results(config: RunConfig, last: dict[str, Any] | None) -> dict[str, Any]:
+    """The final accuracies of the optional views, each labelled; only for the features that are on. The headline,
+    final_test_acc, stays the trained weights' single-view accuracy."""
+    results: dict[str, Any] = {}
+    if config.ema:
+        weights = f"exponential moving average of the weights, decay {config.ema}"
+        results["final_ema_test_acc"] = {"acc": last["ema_val_acc"], "weights": weights} if last else None
+    if config.tta == "flip":
+        views = "each image and its horizontal mirror, softmax averaged"
+        results["final_tta_test_acc"] = {"acc": last["tta_val_acc"], "views": views} if last else None
+    return results
 
 
 def write_evaluation(run: RunDir, result: evaluate.Evaluation, classes: list[str]) -> None:
@@ -492,16 +546,29 @@ def epoch_lines(row: dict[str, Any]) -> list[str]:
         f"\tTrain Loss: {row['train_loss']:.3f} | Train Acc: {row['train_acc']:.2f}%"
         + (f" | with label smoothing: {smoothed:.3f}" if smoothed is not None else ""),
         f"\t Val. Loss: {row['val_loss']:.3f} |  Val. Acc: {row['val_acc']:.2f}%",
+    ] + [
+        f"\t {label} Loss: {row[f'{key}_val_loss']:.3f} |  {label} Acc: {row[f'{key}_val_acc']:.2f}% ({what})"
+        for key, label, what in SIDE_VIEWS
+        if row.get(f"{key}_val_acc") is not None
     ]
+
+
+SIDE_VIEWS = [("ema", " EMA", "moving average of the weights"), ("tta", " TTA", "image and mirror, softmax averaged")]
 
 
 def final_line(summary: dict[str, Any], run: RunDir) -> str:
     if summary["status"] == "diverged":
         return f"diverged after {summary['epochs_completed']} good epoch(s); results in {run.path}"
+    sides = [f"{name} {summary[key]['acc']:.2f}%" for key, name in FINAL_SIDE_RESULTS if summary.get(key)]
     return (
         f"final test accuracy {summary['final_test_acc']:.2f}% after {summary['epochs_completed']} epochs "
-        f"({summary['train_images_per_s']} train images/s); results in {run.path}"
+        f"({summary['train_images_per_s']} train images/s)"
+        + (f"; beside it: {', '.join(sides)}" if sides else "")
+        + f"; results in {run.path}"
     )
+
+
+FINAL_SIDE_RESULTS = [("final_ema_test_acc", "EMA weights"), ("final_tta_test_acc", "with flip TTA")]
 
 
 def measure_speed(parts: Parts, config: RunConfig, precision: Precision, steps: int = 6, warmup: int = 2) -> float:
