@@ -131,10 +131,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result, confusion = inference.evaluate_run(loaded)
     classes, path = loaded.data["classes"], loaded.run.path
     print(f"{path}: test accuracy {result.accuracy:.2f}% on {len(result.labels)} images (loss {result.loss:.4f})")
-    per_class = zip(classes, evaluate.per_class_accuracy(confusion), strict=True)
-    print("per-class accuracy: " + ", ".join(f"{c} {a:.1f}%" for c, a in per_class))
+    width = max(len("class"), *(len(c) for c in classes))
+    print("per class (recall is the class's accuracy):")
+    print(f"{'class':<{width}}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'images':>6}")
+    for c, s in zip(classes, evaluate.per_class_scores(confusion), strict=True):
+        print(f"{c:<{width}}  {s.precision:>8.2f}%  {s.recall:>6.2f}%  {s.f1:>6.2f}%  {s.images:>6}")
     print("most confused: " + evaluate.format_pairs(evaluate.most_confused_pairs(confusion, classes, args.top)))
-    print(f"wrote {path / 'confusion.csv'}, {path / 'per_class.csv'}, {path / 'plots' / 'confusion.png'}")
+    wrong = int((result.predictions != result.labels).sum())
+    print(f"{wrong} test images wrong; the most confidently wrong are in confidently_wrong.csv and its picture")
+    files = ["confusion.csv", "per_class.csv", "confidently_wrong.csv", "plots/confusion.png"]
+    files += ["plots/confidently_wrong.png"] if wrong else []
+    print("wrote " + ", ".join(str(path / f) for f in files))
     return 0
 
 
@@ -278,7 +285,9 @@ def build_parser() -> Parser:
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix of a run")
+    p = sub.add_parser(
+        "evaluate", help="test accuracy, per-class precision/recall/F1, confusion matrix, confidently wrong images"
+    )
     p.add_argument("run_dir")
     p.add_argument("--top", type=positive(int), default=5, help="how many most-confused pairs to show")
     p.add_argument("--device", default="auto")

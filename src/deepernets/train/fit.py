@@ -193,7 +193,8 @@ def _train(
         if status == "finished":
             if world.distributed or last_eval is None:
                 last_eval = evaluate.evaluate(model, parts.whole_test_set(), precision)
-            write_evaluation(run, last_eval, dataset.classes)
+            test_indices = subset_indices(len(dataset.test_labels), config.test_subset)
+            evaluate.write_results(run, last_eval, dataset.classes, parts.test_batches.images, test_indices)
         write_plots(run, history, len(train_batches), config)
         summary = summarize(config, history, status, info)
         run.write_summary(summary)  # last: a run is only marked finished once everything is written
@@ -290,8 +291,15 @@ def take_subset(images: torch.Tensor, labels: torch.Tensor, n: int | None) -> tu
     """The first n of a fixed shuffle of the split (all of it when n is None or too large)."""
     if n is None or n >= len(labels):
         return images, labels
-    keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED))[:n].sort().values
+    keep = subset_indices(len(labels), n)
     return images[keep], labels[keep]
+
+
+def subset_indices(count: int, n: int | None) -> torch.Tensor:
+    """The positions in a split of `count` images that take_subset keeps, in order."""
+    if n is None or n >= count:
+        return torch.arange(count)
+    return torch.randperm(count, generator=torch.Generator().manual_seed(SUBSET_SEED))[:n].sort().values
 
 
 def train_epoch(
@@ -457,24 +465,6 @@ def summarize(config: RunConfig, history: list[dict[str, Any]], status: str, inf
             "python": platform.python_version(),
         },
     }
-
-
-def write_evaluation(run: RunDir, result: evaluate.Evaluation, classes: list[str]) -> None:
-    confusion = evaluate.confusion_matrix(result.predictions, result.labels, len(classes))
-    rows = [
-        {"true": classes[i], **{c: int(v) for c, v in zip(classes, confusion[i].tolist(), strict=True)}}
-        for i in range(len(classes))
-    ]
-    write_text(run.path / "confusion.csv", to_csv(rows, ["true", *classes]))
-    accuracy = evaluate.per_class_accuracy(confusion)
-    write_text(
-        run.path / "per_class.csv",
-        to_csv(
-            [{"class": c, "accuracy": round(a, 2)} for c, a in zip(classes, accuracy, strict=True)],
-            ["class", "accuracy"],
-        ),
-    )
-    plots.confusion_heatmap(confusion.tolist(), classes, run.plots / "confusion.png", f"{run.name}")
 
 
 def write_plots(run: RunDir, history: list[dict[str, Any]], steps_per_epoch: int, config: RunConfig) -> None:
