@@ -82,6 +82,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
         help="CUDA only: compile and replay each training step as CUDA graphs (one launch instead of hundreds)",
     )  # fmt: skip
+    p.add_argument(
+        "--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+        help="also write each epoch's scalars for TensorBoard into RUN/tensorboard/ (needs deepernets[tensorboard])",
+    )  # fmt: skip
     p.add_argument("--name", help="run folder name (default: made from the settings)")
     p.add_argument("--runs-dir", help="where run folders go (default runs)")
 

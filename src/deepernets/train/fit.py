@@ -28,12 +28,13 @@ from deepernets.train.lr_finder import lr_range_test
 from deepernets.train.optimizers import build_optimizer, set_lr
 from deepernets.train.schedules import Schedule, lr_per_step
 from deepernets.train.step import train_step
+from deepernets.train.tensorboard_log import EpochScalars
 
 DONE = ("finished", "diverged")  # end states: a resume leaves such a run as it is
 DIVERGENCE_CHECK_EVERY = 50  # steps between checks of the running loss (each check syncs with the device)
 SUBSET_SEED = 0  # subsets are drawn with a fixed seed so every run of a study sees the same images
 # May change between a run and its resume, which can move to another machine.
-WHERE_SETTINGS = ("data_dir", "download", "device", "compile", "cuda_graphs", "runs_dir")
+WHERE_SETTINGS = ("data_dir", "download", "device", "compile", "cuda_graphs", "runs_dir", "tensorboard")
 
 
 def train(
@@ -147,6 +148,7 @@ def _train(
             f"{info['parameters']:,} parameters, {info['device']}, {precision.name}"
         )
 
+    board = EpochScalars(run.path / "tensorboard") if config.tensorboard and world.is_main else None
     status, last_eval = "finished", None
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch, DROPOUT_STREAM + world.rank))  # dropout: one stream per rank
@@ -188,6 +190,10 @@ def _train(
             save_progress(run, model, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info)
             for line in epoch_lines(row):
                 log(line)
+            if board is not None:
+                board.write(row)
+    if board is not None:
+        board.close()
 
     if world.is_main:
         if status == "finished":
