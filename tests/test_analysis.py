@@ -1,13 +1,16 @@
-"""Per-class precision, recall and F1, and the most confidently wrong test images."""
+"""Per-class precision, recall and F1; the most confidently wrong test images; export to ONNX and TorchScript."""
 
 import csv
+import importlib.util
+import re
 
 import pytest
 import torch
 from conftest import run_cli
 
-from deepernets import data, evaluate, inference
+from deepernets import cli, data, evaluate, export, inference
 from deepernets.config import RunConfig
+from deepernets.errors import UserError
 from deepernets.rundir import RunDir
 from deepernets.train.fit import subset_indices, train
 
@@ -140,3 +143,49 @@ def test_training_and_evaluate_write_per_class_scores_and_confidently_wrong_imag
     first = rows[0]
     assert f"{float(first['precision']):.2f}%" in printed.stdout.splitlines()[3]
     assert "confidently_wrong.png" in printed.stdout
+
+
+def test_torchscript_export_classifies_as_the_run_does(tiny_run, tmp_path):
+    out = tmp_path / "model.pt"
+    result = run_cli("export", str(tiny_run), "--format", "torchscript", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    agreement = float(re.search(r"agrees with the run's model .* on ([\d.]+)%", result.stdout).group(1))
+    assert agreement >= 99.9, result.stdout
+    assert "pixels in [0, 1]" in result.stdout
+
+    # the file on its own: plain pixels in, the run's classes out
+    model, info = inference.plain_model(RunDir(tiny_run))
+    pixels = torch.rand(5, 1, 32, 32)
+    scripted = export.load("torchscript", out)
+    normalized = (pixels - torch.tensor(info["mean"]).view(1, -1, 1, 1)) / torch.tensor(info["std"]).view(1, -1, 1, 1)
+    with torch.inference_mode():
+        torch.testing.assert_close(scripted(pixels), model(normalized), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(p) is None for p in export.ONNX_PACKAGES), reason="pip install 'deepernets[onnx]'"
+)
+def test_onnx_export_classifies_as_the_run_does(tiny_run, tmp_path):
+    result = export.export_run(tiny_run, "onnx", tmp_path / "model.onnx")
+    assert result.agreement >= 99.9 and result.images == 1000
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map["deepernets"]
+    assert '"classes": ["0", "1"' in meta
+    assert session.run(None, {"images": torch.rand(3, 1, 32, 32).numpy()})[0].shape == (3, 10)
+
+
+def test_an_export_that_disagrees_fails_and_leaves_no_file(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(export, "REQUIRED_AGREEMENT", 100.1)  # not even a perfect file passes
+    out = tmp_path / "model.pt"
+    assert cli.main(["export", str(tiny_run), "--format", "torchscript", "--out", str(out)]) == 1
+    assert "export failed" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_export_without_its_packages_is_one_line(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
+    with pytest.raises(UserError, match=r"needs onnxruntime: pip install 'deepernets\[onnx\]'"):
+        export.export_run("nowhere", "onnx")

@@ -1,4 +1,4 @@
-"""The `deepernets` command: train, evaluate, lr-find, predict, models, data (and study, report, bench)."""
+"""The `deepernets` command: train, evaluate, export, lr-find, predict, models, data (and study, report, bench)."""
 
 import argparse
 import dataclasses
@@ -149,6 +149,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from deepernets import export
+
+    try:
+        result = export.export_run(args.run_dir, args.format, args.out)
+    except export.ExportMismatch as e:
+        print(f"deepernets: export failed: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {result.path}")
+    print(f"input: {result.input}")
+    print(
+        f"checked on {result.images} test images: top-1 agrees with the run's model (its checkpoint in PyTorch, fp32) "
+        f"on {result.agreement:.2f}% (needed {export.REQUIRED_AGREEMENT}%)"
+    )
+    recorded = result.recorded.get("final_test_acc")
+    print(
+        f"the file's test accuracy {result.accuracy:.2f}%"
+        + (f"; the run recorded {recorded:.2f}% ({result.recorded.get('precision')})" if recorded is not None else "")
+    )
+    return 0
+
+
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from deepernets.train.fit import build_local_parts, find_lr
 
@@ -296,6 +318,12 @@ def build_parser() -> Parser:
     p.add_argument("--top", type=positive(int), default=5, help="how many most-confused pairs to show")
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("export", help="the run's model as an ONNX or TorchScript file, checked on its test set")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    p.add_argument("--out", help="the file to write (default RUN/model.onnx or RUN/model.torchscript.pt)")
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("lr-find", help="LR range test: suggest a learning rate")
     add_run_options(p)
