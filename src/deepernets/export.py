@@ -32,7 +32,10 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")  # the exporter needs the first two, the check the third
 REQUIRED_AGREEMENT = 99.9  # percent of test images on which the file's top-1 class must equal the run's
 BATCH = 256
-INPUT = "float32 N×C×S×S pixels in [0, 1] (uint8 / 255), S = {size}; output: logits N×{classes}"
+INPUT = (
+    "float32 N×{channels}×{size}×{size} pixels in [0, 1] (uint8 / 255; RGB for 3 channels), resized to {size}×{size} "
+    "by the caller; output: logits N×{classes} (softmax for probabilities)"
+)
 
 
 class ExportMismatch(Exception):
@@ -73,7 +76,7 @@ def export_run(run_path: str | Path, fmt: str, out: str | Path | None = None) ->
     model, info = inference.plain_model(run)
     wrapped = Normalized(model, info["mean"], info["std"]).eval()
     size, classes = info["image_size"], info["classes"]
-    described = INPUT.format(size=size, classes=len(classes))
+    described = INPUT.format(channels=info["in_channels"], size=size, classes=len(classes))
     metadata = json.dumps({"classes": classes, "input": described, "run": run.name})
     out = Path(out) if out else run.path / f"model{SUFFIXES[fmt]}"
     pixels, labels, reference = check_set(run, model, info)

@@ -484,8 +484,8 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
             if wrong.exists():
                 doc.image(
                     wrong,
-                    f"{run.label}: its most confidently wrong test images (test index: true class → predicted, "
-                    "with the predicted class's probability)",
+                    f"{run.label}: its most confidently wrong test images (test index, true class, predicted class "
+                    "and its probability)",
                 )
         if top_run is not None:
             confusion, classes = read_confusion(top_run)
