@@ -4,6 +4,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from deepernets import plots, report, study
 from deepernets.config import RunConfig
 from deepernets.rundir import RunDir
@@ -160,3 +162,23 @@ def test_lr_finder_section_shows_each_pick_its_rule_and_any_fallback(tmp_path):
     assert "<td>0.01</td><td>default (asked for minimum)</td><td>⚠ fallback: the loss never fell" in html_section
     assert "<td>0.351</td><td>minimum</td><td>no</td>" in html_section
     assert html_section.count("data:image/png;base64,") == 3
+
+
+def test_best_runs_show_per_class_scores_and_their_confidently_wrong_images(tmp_path):
+    run = fake_run(tmp_path / "runs", RunConfig(model="resnet20", dataset="mnist", epochs=2, name="one"))
+    picture = run.plots / "confidently_wrong.png"
+    captions = ["#3: true 0\npredicted 1 (90%)", "#7: true 2\npredicted 1 (80%)"]
+    plots.image_grid(np.zeros((2, 1, 8, 8), np.uint8), captions, picture)
+    md, html = (p.read_text() for p in report.build([tmp_path / "runs"], tmp_path))
+    section = md.split("## Confusion matrices of the best runs")[1].split("\n## ")[0]
+    # by hand from fake_run's confusion.csv: precision = diagonal / column sum, recall = diagonal / row sum
+    assert "| class | precision | recall | F1 | test images |" in section
+    assert "| 0 | 100.00 | 90.00 | 94.74 | 10 |" in section
+    assert "| 1 | 76.92 | 100.00 | 86.96 | 10 |" in section
+    assert "| 2 | 100.00 | 80.00 | 88.89 | 10 |" in section
+    assert re.search(
+        r"!\[runs/one: its most confidently wrong test images[^\]]*\]\(runs/one/plots/confidently_wrong", section
+    )
+    html_section = html.split("<h2>Confusion matrices of the best runs</h2>")[1].split("<h2>")[0]
+    assert html_section.count("data:image/png;base64,") == 2  # the confusion matrix and the wrong images
+    assert "<td>1</td><td>76.92</td><td>100.00</td><td>86.96</td><td>10</td>" in html_section

@@ -1,4 +1,4 @@
-"""The `deepernets` command: train, evaluate, lr-find, predict, models, data (and study, report, bench)."""
+"""The `deepernets` command: train, evaluate, export, lr-find, predict, models, data (and study, report, bench)."""
 
 import argparse
 import dataclasses
@@ -94,6 +94,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
         help="CUDA only: compile and replay each training step as CUDA graphs (one launch instead of hundreds)",
     )  # fmt: skip
+    p.add_argument(
+        "--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+        help="also write each epoch's scalars for TensorBoard into RUN/tensorboard/ (needs deepernets[tensorboard])",
+    )  # fmt: skip
     p.add_argument("--name", help="run folder name (default: made from the settings)")
     p.add_argument("--runs-dir", help="where run folders go (default runs)")
 
@@ -147,10 +151,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         tta = result.tta
         line += f"; with flip TTA (image and mirror, softmax averaged) {tta.accuracy:.2f}% (loss {tta.loss:.4f})"
     print(line)
-    per_class = zip(classes, evaluate.per_class_accuracy(confusion), strict=True)
-    print("per-class accuracy: " + ", ".join(f"{c} {a:.1f}%" for c, a in per_class))
+    width = max(len("class"), *(len(c) for c in classes))
+    print("per class (recall is the class's accuracy):")
+    print(f"{'class':<{width}}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'images':>6}")
+    for c, s in zip(classes, evaluate.per_class_scores(confusion), strict=True):
+        print(f"{c:<{width}}  {s.precision:>8.2f}%  {s.recall:>6.2f}%  {s.f1:>6.2f}%  {s.images:>6}")
     print("most confused: " + evaluate.format_pairs(evaluate.most_confused_pairs(confusion, classes, args.top)))
-    print(f"wrote {path / 'confusion.csv'}, {path / 'per_class.csv'}, {path / 'plots' / 'confusion.png'}")
+    wrong = int((result.predictions != result.labels).sum())
+    print(f"{wrong} test images wrong; the most confidently wrong are in confidently_wrong.csv and its picture")
+    files = ["confusion.csv", "per_class.csv", "confidently_wrong.csv", "plots/confusion.png"]
+    files += ["plots/confidently_wrong.png"] if wrong else []
+    print("wrote " + ", ".join(str(path / f) for f in files))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from deepernets import export
+
+    try:
+        result = export.export_run(args.run_dir, args.format, args.out)
+    except export.ExportMismatch as e:
+        print(f"deepernets: export failed: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {result.path}")
+    print(f"input: {result.input}")
+    print(
+        f"checked on {result.images} test images: top-1 agrees with the run's model (its checkpoint in PyTorch, fp32) "
+        f"on {result.agreement:.2f}% (needed {export.REQUIRED_AGREEMENT}%)"
+    )
+    recorded = result.recorded.get("final_test_acc")
+    print(
+        f"the file's test accuracy {result.accuracy:.2f}%"
+        + (f"; the run recorded {recorded:.2f}% ({result.recorded.get('precision')})" if recorded is not None else "")
+    )
     return 0
 
 
@@ -294,12 +327,20 @@ def build_parser() -> Parser:
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix of a run")
+    p = sub.add_parser(
+        "evaluate", help="test accuracy, per-class precision/recall/F1, confusion matrix, confidently wrong images"
+    )
     p.add_argument("run_dir")
     p.add_argument("--top", type=positive(int), default=5, help="how many most-confused pairs to show")
     p.add_argument("--device", default="auto")
     p.add_argument("--tta", choices=TTAS, default="none", help="flip: also the accuracy over each image and its mirror")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("export", help="the run's model as an ONNX or TorchScript file, checked on its test set")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    p.add_argument("--out", help="the file to write (default RUN/model.onnx or RUN/model.torchscript.pt)")
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("lr-find", help="LR range test: suggest a learning rate")
     add_run_options(p)

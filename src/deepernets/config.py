@@ -1,6 +1,7 @@
 """RunConfig: one object that fully describes a training run. The CLI, YAML files and the Python API build it."""
 
 import dataclasses
+import importlib.util
 import types
 import typing
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class RunConfig:
     precision: str = "auto"
     compile: bool = False
     cuda_graphs: bool = False  # CUDA only: compile in "reduce-overhead" mode, which replays each step as CUDA graphs
+    tensorboard: bool = False  # also write each epoch's scalars for TensorBoard into the run folder's tensorboard/
     name: str | None = None
     runs_dir: str = "runs"
 
@@ -95,6 +97,8 @@ class RunConfig:
             raise UserError("--mixup and --cutmix must be >= 0 (the alpha of their Beta distribution; 0: off)")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise UserError(f"--device must be auto, cpu or cuda[:N], got '{self.device}'")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise UserError("--tensorboard needs the tensorboard package: pip install 'deepernets[tensorboard]'")
         return self
 
     def default_name(self) -> str:

@@ -1,4 +1,5 @@
-"""Accuracy, per-class accuracy, confusion matrix and most-confused class pairs; flip test-time augmentation."""
+"""Accuracy, confusion matrix, per-class precision, recall and F1, most-confused pairs, confidently wrong images;
+flip test-time augmentation."""
 
 import math
 from dataclasses import dataclass
@@ -7,9 +8,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepernets import plots
+from deepernets.atomic import write_text
 from deepernets.data import Batches, Dataset
 from deepernets.errors import UserError
+from deepernets.rundir import RunDir, to_csv
 from deepernets.train.device import Precision
+
+PER_CLASS_COLUMNS = ["class", "accuracy", "precision", "recall", "f1", "images"]  # accuracy is recall, kept by name
+WRONG_COLUMNS = ["rank", "test_index", "true", "predicted", "probability"]
 
 
 @dataclass
@@ -18,6 +25,7 @@ class Evaluation:
     accuracy: float  # percent
     predictions: torch.Tensor  # int64 N, on CPU
     labels: torch.Tensor  # int64 N, on CPU
+    confidences: torch.Tensor  # float32 N, on CPU: the softmax probability of each predicted class
     tta: "Evaluation | None" = None  # with flip TTA: the same images judged by the image and its mirror together
 
 
@@ -28,12 +36,12 @@ def evaluate(model: nn.Module, batches: Batches, precision: Precision, flip_tta:
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
     tta_loss_sum = torch.zeros((), dtype=torch.float64, device=batches.device)
-    predictions, tta_predictions, labels = [], [], []
+    probabilities, labels, tta_log_means = [], [], []
     for x, y in batches:
         with precision.autocast():
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        predictions.append(logits.argmax(1))
+        probabilities.append(logits.float().softmax(1))
         labels.append(y)
         if flip_tta:
             with precision.autocast():
@@ -42,21 +50,29 @@ def evaluate(model: nn.Module, batches: Batches, precision: Precision, flip_tta:
             views = torch.stack([logits.float().log_softmax(1), mirrored.float().log_softmax(1)])
             log_mean = views.logsumexp(0) - math.log(2)
             tta_loss_sum += F.nll_loss(log_mean, y, reduction="sum")
-            tta_predictions.append(log_mean.argmax(1))
+            tta_log_means.append(log_mean)
     if not labels:  # a rank whose shard of a tiny test set is empty
-        empty = torch.zeros(0, dtype=torch.int64)
-        return Evaluation(0.0, 0.0, empty, empty, Evaluation(0.0, 0.0, empty, empty) if flip_tta else None)
+        result = _empty_evaluation()
+        result.tta = _empty_evaluation() if flip_tta else None
+        return result
     truth = torch.cat(labels).cpu()
-    tta = _evaluation(tta_loss_sum, tta_predictions, truth) if flip_tta else None
-    return _evaluation(loss_sum, predictions, truth, tta)
+    tta = _evaluation(tta_loss_sum, torch.cat(tta_log_means).exp(), truth) if flip_tta else None
+    return _evaluation(loss_sum, torch.cat(probabilities), truth, tta)
+
+
+def _empty_evaluation() -> Evaluation:
+    empty = torch.zeros(0, dtype=torch.int64)
+    return Evaluation(0.0, 0.0, empty, empty, empty.float())
 
 
 def _evaluation(
-    loss_sum: torch.Tensor, predictions: list[torch.Tensor], truth: torch.Tensor, tta: Evaluation | None = None
+    loss_sum: torch.Tensor, probabilities: torch.Tensor, truth: torch.Tensor, tta: Evaluation | None = None
 ) -> Evaluation:
-    predicted = torch.cat(predictions).cpu()
+    confidences, predicted = probabilities.float().max(1)
+    predicted = predicted.cpu()
     n = max(1, len(truth))
-    return Evaluation(loss_sum.item() / n, 100.0 * (predicted == truth).sum().item() / n, predicted, truth, tta)
+    accuracy = 100.0 * (predicted == truth).sum().item() / n
+    return Evaluation(loss_sum.item() / n, accuracy, predicted, truth, confidences.cpu(), tta)
 
 
 def check_flip_tta(dataset: Dataset) -> None:
@@ -79,6 +95,34 @@ def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
     return (100.0 * confusion.diag() / totals).tolist()
 
 
+@dataclass
+class ClassScores:
+    """One class's scores in percent; recall is the class's accuracy (correct / its test images)."""
+
+    precision: float
+    recall: float
+    f1: float
+    images: int  # test images of this class
+
+
+def per_class_scores(confusion: torch.Tensor) -> list[ClassScores]:
+    """Precision, recall and F1 of each class from a confusion matrix (rows true, columns predicted).
+
+    A score whose denominator is zero (a class never predicted, or without test images) is 0, as scikit-learn's
+    default, so a class the model never names cannot look perfect.
+    """
+    confusion = confusion.double()
+    correct, actual, predicted = confusion.diag(), confusion.sum(1), confusion.sum(0)
+    precision = torch.where(predicted > 0, 100 * correct / predicted.clamp(min=1), 0.0)
+    recall = torch.where(actual > 0, 100 * correct / actual.clamp(min=1), 0.0)
+    both = precision + recall
+    f1 = torch.where(both > 0, 2 * precision * recall / both.clamp(min=1e-12), 0.0)
+    return [
+        ClassScores(p, r, f, int(n))
+        for p, r, f, n in zip(precision.tolist(), recall.tolist(), f1.tolist(), actual.tolist(), strict=True)
+    ]
+
+
 def most_confused_pairs(confusion: torch.Tensor, classes: list[str], top: int = 5) -> list[tuple[str, str, int]]:
     """Unordered class pairs by how often either was taken for the other, most first."""
     pairs = []
@@ -92,3 +136,49 @@ def most_confused_pairs(confusion: torch.Tensor, classes: list[str], top: int = 
 
 def format_pairs(pairs: list[tuple[str, str, int]]) -> str:
     return ", ".join(f"{a}↔{b}: {n}" for a, b, n in pairs)
+
+
+def confidently_wrong(result: Evaluation, top: int = 16) -> list[int]:
+    """Positions of the wrongly classified images, the most confident mistakes first (ties: lower position first)."""
+    wrong = (result.predictions != result.labels).nonzero().flatten()
+    order = torch.sort(result.confidences[wrong], descending=True, stable=True).indices
+    return wrong[order][:top].tolist()
+
+
+def write_results(
+    run: RunDir, result: Evaluation, classes: list[str], images: torch.Tensor, test_indices: torch.Tensor
+) -> None:
+    """Write confusion.csv, per_class.csv, confidently_wrong.csv and their figures into the run folder.
+
+    `images` are the evaluated uint8 N×C×H×W images in the order of `result`; `test_indices` their positions in
+    the test split, so the CSV names each image wherever a --test-subset picked it from.
+    """
+    confusion = confusion_matrix(result.predictions, result.labels, len(classes))
+    rows = [
+        {"true": classes[i], **{c: int(v) for c, v in zip(classes, confusion[i].tolist(), strict=True)}}
+        for i in range(len(classes))
+    ]
+    write_text(run.path / "confusion.csv", to_csv(rows, ["true", *classes]))
+    scores = [
+        {"class": c, "accuracy": round(s.recall, 2), "precision": round(s.precision, 2), "recall": round(s.recall, 2),
+         "f1": round(s.f1, 2), "images": s.images}
+        for c, s in zip(classes, per_class_scores(confusion), strict=True)
+    ]  # fmt: skip
+    write_text(run.path / "per_class.csv", to_csv(scores, PER_CLASS_COLUMNS))
+    plots.confusion_heatmap(confusion.tolist(), classes, run.plots / "confusion.png", f"{run.name}")
+
+    wrong = confidently_wrong(result)
+    mistakes = [
+        {"rank": rank, "test_index": int(test_indices[i]), "true": classes[result.labels[i]],
+         "predicted": classes[result.predictions[i]], "probability": round(result.confidences[i].item(), 4)}
+        for rank, i in enumerate(wrong, 1)
+    ]  # fmt: skip
+    write_text(run.path / "confidently_wrong.csv", to_csv(mistakes, WRONG_COLUMNS))
+    picture = run.plots / "confidently_wrong.png"
+    if mistakes:
+        captions = [f"#{m['test_index']}: true {m['true']}\npredicted {m['predicted']} ({m['probability']:.0%})"
+                    for m in mistakes]  # fmt: skip
+        pixels = images[torch.tensor(wrong, device=images.device)].cpu().numpy()
+        plots.image_grid(pixels, captions, picture, f"{run.name}: most confidently wrong test images")
+    else:  # none wrong: a picture left from an earlier evaluation would no longer be true
+        picture.unlink(missing_ok=True)

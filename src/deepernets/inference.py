@@ -13,7 +13,7 @@ from deepernets.errors import UserError
 from deepernets.rundir import RunDir
 from deepernets.train import checkpoint
 from deepernets.train.device import Precision, place_model, resolve_device, resolve_precision
-from deepernets.train.fit import take_subset, write_evaluation
+from deepernets.train.fit import subset_indices, take_subset
 
 
 @dataclass
@@ -37,32 +37,41 @@ class LoadedRun:
         )
 
 
-def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
-    run = RunDir(path)
+def plain_model(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
+    """The run's model as models.build makes it, holding its checkpoint's weights: fp32, on the CPU, in eval mode,
+    without place_model's CPU layer swaps; and its data info (classes, mean, std, in_channels, image_size)."""
     if not run.exists():
-        raise UserError(f"{path} is not a run directory (no config.yaml): pass a folder under runs/")
+        raise UserError(f"{run.path} is not a run directory (no config.yaml): pass a folder under runs/")
     config = run.read_config()
     state = checkpoint.load(run.checkpoint_path)
     info = state["data"]
-    target = resolve_device(device)
-    precision = resolve_precision("auto" if config.precision == "fp16" else config.precision, target)
     model = models.build(config.model, info["in_channels"], len(info["classes"]), **config.model_options)
     checkpoint.restore(run.checkpoint_path, state, model=model)
+    return model.eval(), info
+
+
+def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
+    run = RunDir(path)
+    model, info = plain_model(run)
+    config = run.read_config()
+    target = resolve_device(device)
+    precision = resolve_precision("auto" if config.precision == "fp16" else config.precision, target)
     size = info["image_size"]
     model = place_model(model, target, precision, (info["in_channels"], size, size)).eval()
     return LoadedRun(run, model, info, precision, target)
 
 
 def evaluate_run(loaded: LoadedRun, flip_tta: bool = False) -> tuple[evaluate.Evaluation, torch.Tensor]:
-    """Evaluate on the run's test set (with `flip_tta`, also with flip TTA, in `.tta`); write confusion.csv,
-    per_class.csv and plots/confusion.png, all of the single view."""
+    """Evaluate on the run's test set (with `flip_tta`, also with flip TTA, in `.tta`) and write its single-view
+    results (evaluate.write_results) into the run folder."""
     config = loaded.run.read_config()
     dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
     if flip_tta:
         evaluate.check_flip_tta(dataset)
     images, labels = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
     result = evaluate.evaluate(loaded.model, loaded.batches(images, labels), loaded.precision, flip_tta)
-    write_evaluation(loaded.run, result, dataset.classes)
+    test_indices = subset_indices(len(dataset.test_labels), config.test_subset)
+    evaluate.write_results(loaded.run, result, dataset.classes, images, test_indices)
     return result, evaluate.confusion_matrix(result.predictions, result.labels, len(dataset.classes))
 
 

@@ -1,8 +1,9 @@
-"""Figures as PNG files: training curves, confusion heatmaps, LR-finder curves and LR schedules."""
+"""Figures as PNG files: training curves, confusion heatmaps, LR-finder curves, LR schedules and image grids."""
 
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
@@ -82,4 +83,21 @@ def lr_schedule(lrs: list[float], steps_per_epoch: int, path: Path, title: str =
     ax.plot([i / max(1, steps_per_epoch) for i in range(len(lrs))], lrs)
     ax.set(xlabel="epoch", ylabel="learning rate", title=title or "LR schedule")
     ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def image_grid(images: np.ndarray, captions: list[str], path: Path, title: str = "", columns: int = 4) -> None:
+    """uint8 N×C×H×W images (C is 1 or 3) in rows of `columns`, each with its caption."""
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.1 * columns, 2.3 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
+        if image.shape[0] == 1:
+            ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(image.transpose(1, 2, 0))
+        ax.set_title(caption, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     save_figure(fig, path)

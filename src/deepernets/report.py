@@ -481,6 +481,15 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
                 path = figures / f"confusion-{run.dir.path.parent.name}-{run.dir.name}-{digest}.png"
                 plots.confusion_heatmap(confusion, classes, path, f"{model} on {dataset} ({run.final:.2f}%)")
                 doc.image(path, f"{run.label} ({run.variant}): final test accuracy {run.final:.2f}%")
+                doc.text(f"Per class, {run.label} (%; recall is the class's accuracy):")
+                doc.table(["class", "precision", "recall", "F1", "test images"], per_class_rows(confusion, classes))
+            wrong = run.dir.plots / "confidently_wrong.png"
+            if wrong.exists():
+                doc.image(
+                    wrong,
+                    f"{run.label}: its most confidently wrong test images (test index, true class, predicted class "
+                    "and its probability)",
+                )
         if top_run is not None:
             confusion, classes = read_confusion(top_run)
             if confusion:
@@ -571,6 +580,14 @@ def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:
     with path.open() as f:
         rows = list(csv.reader(f))
     return [[int(v) for v in row[1:]] for row in rows[1:]], rows[0][1:]
+
+
+def per_class_rows(confusion: list[list[int]], classes: list[str]) -> list[list[Any]]:
+    scores = evaluate.per_class_scores(torch.tensor(confusion))
+    return [
+        [c, f"{s.precision:.2f}", f"{s.recall:.2f}", f"{s.f1:.2f}", s.images]
+        for c, s in zip(classes, scores, strict=True)
+    ]
 
 
 def curves_figure(runs: list[Run], path: Path, title: str) -> None:

@@ -4,7 +4,8 @@ config.yaml   the complete RunConfig (`deepernets train --config` reproduces the
 metrics.csv   one row per epoch
 summary.json  status, final and (labelled) best accuracy, throughput, model size, device, versions
 checkpoints/last.pt
-confusion.csv, per_class.csv, plots/*.png, log.txt
+confusion.csv, per_class.csv, confidently_wrong.csv, plots/*.png, log.txt
+tensorboard/  with --tensorboard: each epoch's scalars
 """
 
 import csv

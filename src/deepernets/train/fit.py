@@ -29,12 +29,13 @@ from deepernets.train.lr_finder import lr_range_test
 from deepernets.train.optimizers import build_optimizer, set_lr
 from deepernets.train.schedules import Schedule, lr_per_step
 from deepernets.train.step import train_step
+from deepernets.train.tensorboard_log import EpochScalars
 
 DONE = ("finished", "diverged")  # end states: a resume leaves such a run as it is
 DIVERGENCE_CHECK_EVERY = 50  # steps between checks of the running loss (each check syncs with the device)
 SUBSET_SEED = 0  # subsets are drawn with a fixed seed so every run of a study sees the same images
 # May change between a run and its resume, which can move to another machine.
-WHERE_SETTINGS = ("data_dir", "download", "device", "compile", "cuda_graphs", "runs_dir")
+WHERE_SETTINGS = ("data_dir", "download", "device", "compile", "cuda_graphs", "runs_dir", "tensorboard")
 
 
 def train(
@@ -153,6 +154,7 @@ def _train(
             f"{info['parameters']:,} parameters, {info['device']}, {precision.name}"
         )
 
+    board = EpochScalars(run.path / "tensorboard") if config.tensorboard and world.is_main else None
     status, last_eval = "finished", None
     for epoch in range(start_epoch, config.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch, DROPOUT_STREAM + world.rank))  # dropout: one stream per rank
@@ -202,12 +204,17 @@ def _train(
             save_progress(run, model, ema, optimizer, schedule, scaler, history, config, dataset, info, lr_finder_info)
             for line in epoch_lines(row):
                 log(line)
+            if board is not None:
+                board.write(row)
+    if board is not None:
+        board.close()
 
     if world.is_main:
         if status == "finished":
             if world.distributed or last_eval is None:
                 last_eval = evaluate.evaluate(model, parts.whole_test_set(), precision)
-            write_evaluation(run, last_eval, dataset.classes)
+            test_indices = subset_indices(len(dataset.test_labels), config.test_subset)
+            evaluate.write_results(run, last_eval, dataset.classes, parts.test_batches.images, test_indices)
         write_plots(run, history, len(train_batches), config)
         summary = summarize(config, history, status, info)
         run.write_summary(summary)  # last: a run is only marked finished once everything is written
@@ -307,8 +314,15 @@ def take_subset(images: torch.Tensor, labels: torch.Tensor, n: int | None) -> tu
     """The first n of a fixed shuffle of the split (all of it when n is None or too large)."""
     if n is None or n >= len(labels):
         return images, labels
-    keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED))[:n].sort().values
+    keep = subset_indices(len(labels), n)
     return images[keep], labels[keep]
+
+
+def subset_indices(count: int, n: int | None) -> torch.Tensor:
+    """The positions in a split of `count` images that take_subset keeps, in order."""
+    if n is None or n >= count:
+        return torch.arange(count)
+    return torch.randperm(count, generator=torch.Generator().manual_seed(SUBSET_SEED))[:n].sort().values
 
 
 def train_epoch(
@@ -511,24 +525,6 @@ def side_results(config: RunConfig, last: dict[str, Any] | None) -> dict[str, An
         views = "each image and its horizontal mirror, softmax averaged"
         results["final_tta_test_acc"] = {"acc": last["tta_val_acc"], "views": views} if last else None
     return results
-
-
-def write_evaluation(run: RunDir, result: evaluate.Evaluation, classes: list[str]) -> None:
-    confusion = evaluate.confusion_matrix(result.predictions, result.labels, len(classes))
-    rows = [
-        {"true": classes[i], **{c: int(v) for c, v in zip(classes, confusion[i].tolist(), strict=True)}}
-        for i in range(len(classes))
-    ]
-    write_text(run.path / "confusion.csv", to_csv(rows, ["true", *classes]))
-    accuracy = evaluate.per_class_accuracy(confusion)
-    write_text(
-        run.path / "per_class.csv",
-        to_csv(
-            [{"class": c, "accuracy": round(a, 2)} for c, a in zip(classes, accuracy, strict=True)],
-            ["class", "accuracy"],
-        ),
-    )
-    plots.confusion_heatmap(confusion.tolist(), classes, run.plots / "confusion.png", f"{run.name}")
 
 
 def write_plots(run: RunDir, history: list[dict[str, Any]], steps_per_epoch: int, config: RunConfig) -> None:

@@ -1,0 +1,191 @@
+"""Per-class precision, recall and F1; the most confidently wrong test images; export to ONNX and TorchScript."""
+
+import csv
+import importlib.util
+import re
+
+import pytest
+import torch
+from conftest import run_cli
+
+from deepernets import cli, data, evaluate, export, inference
+from deepernets.config import RunConfig
+from deepernets.errors import UserError
+from deepernets.rundir import RunDir
+from deepernets.train.fit import subset_indices, train
+
+# rows are true classes, columns predicted ones
+CONFUSION = torch.tensor(
+    [
+        [8, 2, 0, 0],
+        [1, 6, 3, 0],
+        [1, 0, 4, 0],
+        [0, 0, 0, 0],  # a class without test images that is never predicted
+    ]
+)
+# by hand: precision = diagonal / column sum, recall = diagonal / row sum, F1 = 2·diagonal / (row + column sum)
+EXPECTED = [
+    (8 / 10, 8 / 10, 16 / 20, 10),
+    (6 / 8, 6 / 10, 12 / 18, 10),
+    (4 / 7, 4 / 5, 8 / 12, 5),
+    (0.0, 0.0, 0.0, 0),
+]
+
+
+def read_csv(path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_per_class_scores_equal_a_hand_computed_confusion_matrix():
+    scores = evaluate.per_class_scores(CONFUSION)
+    for score, (precision, recall, f1, images) in zip(scores, EXPECTED, strict=True):
+        assert score.precision == pytest.approx(100 * precision)
+        assert score.recall == pytest.approx(100 * recall)
+        assert score.f1 == pytest.approx(100 * f1)
+        assert score.images == images
+    assert [s.recall for s in scores] == pytest.approx(evaluate.per_class_accuracy(CONFUSION))
+
+
+def evaluation_of(confusion: torch.Tensor, confidences: list[float]) -> evaluate.Evaluation:
+    """An evaluation whose predictions make `confusion`, image by image in row order."""
+    pairs = [(t, p) for t in range(len(confusion)) for p in range(len(confusion)) for _ in range(confusion[t, p])]
+    labels, predictions = (torch.tensor(v) for v in zip(*pairs, strict=True))
+    return evaluate.Evaluation(0.0, 0.0, predictions, labels, torch.tensor(confidences))
+
+
+def test_results_files_hold_per_class_scores_and_the_confidently_wrong_images_in_order(tmp_path):
+    n = int(CONFUSION.sum())
+    confidences = torch.linspace(0.3, 0.99, n)[torch.randperm(n, generator=torch.Generator().manual_seed(0))]
+    result = evaluation_of(CONFUSION, confidences.tolist())
+    classes = ["a", "b", "c", "d"]
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
+    test_indices = torch.arange(n) * 3 + 100  # where each evaluated image sits in the whole test split
+    run = RunDir(tmp_path / "run")
+    evaluate.write_results(run, result, classes, images, test_indices)
+
+    rows = read_csv(run.path / "per_class.csv")
+    assert list(rows[0]) == ["class", "accuracy", "precision", "recall", "f1", "images"]
+    for row, (precision, recall, f1, count) in zip(rows, EXPECTED, strict=True):
+        assert float(row["precision"]) == pytest.approx(100 * precision, abs=0.005)
+        assert float(row["recall"]) == float(row["accuracy"]) == pytest.approx(100 * recall, abs=0.005)
+        assert float(row["f1"]) == pytest.approx(100 * f1, abs=0.005)
+        assert int(row["images"]) == count
+
+    wrong = read_csv(run.path / "confidently_wrong.csv")
+    positions = [(int(r["test_index"]) - 100) // 3 for r in wrong]
+    mistakes = [i for i in range(n) if result.predictions[i] != result.labels[i]]
+    assert len(wrong) == min(16, len(mistakes)) == 7
+    assert sorted(positions) == mistakes  # every wrong image, and only wrong ones
+    probabilities = [float(r["probability"]) for r in wrong]
+    assert probabilities == sorted(probabilities, reverse=True)
+    for r, i in zip(wrong, positions, strict=True):
+        assert r["true"] == classes[result.labels[i]] != r["predicted"] == classes[result.predictions[i]]
+        assert float(r["probability"]) == pytest.approx(confidences[i].item(), abs=1e-4)
+    assert (run.plots / "confidently_wrong.png").exists()
+
+
+def test_confidently_wrong_takes_the_most_confident_mistakes_first():
+    result = evaluate.Evaluation(
+        0.0,
+        0.0,
+        predictions=torch.tensor([0, 1, 2, 0, 1, 2]),
+        labels=torch.tensor([0, 0, 0, 1, 1, 1]),
+        confidences=torch.tensor([0.99, 0.6, 0.9, 0.7, 0.95, 0.9]),
+    )
+    assert evaluate.confidently_wrong(result) == [2, 5, 3, 1]  # equal 0.9: the earlier image first
+    assert evaluate.confidently_wrong(result, top=2) == [2, 5]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_dir):
+    """resnet20 trained for 2 epochs on 512 MNIST images, tested on 1,000."""
+    runs = tmp_path_factory.mktemp("runs")
+    config = RunConfig(model="resnet20", dataset="mnist", epochs=2, subset=512, test_subset=1000, batch_size=64,
+                       data_dir=str(data_dir), runs_dir=str(runs), name="tiny")  # fmt: skip
+    assert train(config, log=lambda _: None)["status"] == "finished"
+    return runs / "tiny"
+
+
+def check_confidently_wrong(run, data_dir, result: evaluate.Evaluation | None = None) -> None:
+    """The listed images are wrong, with true classes from the dataset itself, most confident first."""
+    dataset = data.load("mnist", data_dir)
+    rows = read_csv(run / "confidently_wrong.csv")
+    assert len(rows) == 16
+    probabilities = [float(r["probability"]) for r in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+    for r in rows:
+        assert r["true"] == dataset.classes[dataset.test_labels[int(r["test_index"])]] != r["predicted"]
+    if result is not None:  # against every image of the evaluation the file was written from
+        position = {int(i): p for p, i in enumerate(subset_indices(len(dataset.test_labels), 1000))}
+        for r in rows:
+            p = position[int(r["test_index"])]
+            assert dataset.classes[result.predictions[p]] == r["predicted"]
+            assert result.confidences[p].item() == pytest.approx(float(r["probability"]), abs=1e-4)
+        unlisted = result.predictions != result.labels
+        unlisted[[position[int(r["test_index"])] for r in rows]] = False
+        assert result.confidences[unlisted].max().item() <= probabilities[-1] + 1e-6
+    assert (run / "plots" / "confidently_wrong.png").exists()
+
+
+def test_training_and_evaluate_write_per_class_scores_and_confidently_wrong_images(tiny_run, data_dir):
+    check_confidently_wrong(tiny_run, data_dir)  # as training left it
+    loaded = inference.load_run(tiny_run, "cpu")
+    result, confusion = inference.evaluate_run(loaded)
+    check_confidently_wrong(tiny_run, data_dir, result)
+    rows = read_csv(tiny_run / "per_class.csv")
+    for row, score in zip(rows, evaluate.per_class_scores(confusion), strict=True):
+        assert float(row["precision"]) == round(score.precision, 2) and float(row["f1"]) == round(score.f1, 2)
+
+    printed = run_cli("evaluate", str(tiny_run), cwd=tiny_run.parent)
+    assert printed.returncode == 0, printed.stderr
+    assert "precision   recall       F1  images" in printed.stdout
+    first = rows[0]
+    assert f"{float(first['precision']):.2f}%" in printed.stdout.splitlines()[3]
+    assert "confidently_wrong.png" in printed.stdout
+
+
+def test_torchscript_export_classifies_as_the_run_does(tiny_run, tmp_path):
+    out = tmp_path / "model.pt"
+    result = run_cli("export", str(tiny_run), "--format", "torchscript", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    agreement = float(re.search(r"agrees with the run's model .* on ([\d.]+)%", result.stdout).group(1))
+    assert agreement >= 99.9, result.stdout
+    assert "pixels in [0, 1]" in result.stdout
+
+    # the file on its own: plain pixels in, the run's classes out
+    model, info = inference.plain_model(RunDir(tiny_run))
+    pixels = torch.rand(5, 1, 32, 32)
+    scripted = export.load("torchscript", out)
+    normalized = (pixels - torch.tensor(info["mean"]).view(1, -1, 1, 1)) / torch.tensor(info["std"]).view(1, -1, 1, 1)
+    with torch.inference_mode():
+        torch.testing.assert_close(scripted(pixels), model(normalized), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(p) is None for p in export.ONNX_PACKAGES), reason="pip install 'deepernets[onnx]'"
+)
+def test_onnx_export_classifies_as_the_run_does(tiny_run, tmp_path):
+    result = export.export_run(tiny_run, "onnx", tmp_path / "model.onnx")
+    assert result.agreement >= 99.9 and result.images == 1000
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map["deepernets"]
+    assert '"classes": ["0", "1"' in meta
+    assert session.run(None, {"images": torch.rand(3, 1, 32, 32).numpy()})[0].shape == (3, 10)
+
+
+def test_an_export_that_disagrees_fails_and_leaves_no_file(tiny_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(export, "REQUIRED_AGREEMENT", 100.1)  # not even a perfect file passes
+    out = tmp_path / "model.pt"
+    assert cli.main(["export", str(tiny_run), "--format", "torchscript", "--out", str(out)]) == 1
+    assert "export failed" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_export_without_its_packages_is_one_line(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
+    with pytest.raises(UserError, match=r"needs onnxruntime: pip install 'deepernets\[onnx\]'"):
+        export.export_run("nowhere", "onnx")
