@@ -57,6 +57,12 @@ def test_grid_expansion_and_presets(tmp_path):
         study.parse_shard("3/3")
 
 
+def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
+    (tmp_path / "short.yaml").write_text("name: short\naxes: {model: [resnet20]}\nlr_finder_steps: 10\n")
+    with pytest.raises(UserError, match="lr_finder_steps 10 is too few"):
+        study.load_grid(str(tmp_path / "short.yaml"))
+
+
 def test_bad_grid_axis(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: bad\naxes: {colour: [red]}\n")
     with pytest.raises(UserError, match="axis 'colour'"):

@@ -82,6 +82,13 @@ def load_grid(name_or_path: str) -> Grid:
             )
         if not isinstance(values_, list) or not values_:
             raise UserError(f"{path}: axis '{axis}' needs a non-empty list of values")
+    from deepernets.train.lr_finder import MIN_POINTS
+
+    if grid.lr_finder_steps < MIN_POINTS:
+        raise UserError(
+            f"{path}: lr_finder_steps {grid.lr_finder_steps} is too few for the range test to mean anything; "
+            f"use at least {MIN_POINTS} (100 is the default)"
+        )
     for policy in grid.axes.get("policy", []):
         if policy not in grid.policies:
             raise UserError(f"{path}: policy '{policy}' is not defined under policies")
