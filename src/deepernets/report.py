@@ -430,7 +430,7 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
         for path in sorted((study_dir / "lr_finder").glob("*/result.json")):
             finders.append((f"study {study_dir.name}", json.loads(path.read_text()), path.parent / "plots"))
     for r in runs:
-        if r.summary.get("lr_finder"):
+        if r.summary.get("lr_finder") and not r.study_dir:  # a study's runs share the test listed above
             names = {"dataset": r.config.dataset, "model": r.config.model, "optimizer": r.config.optimizer}
             finders.append((r.label, {**r.summary["lr_finder"], **names}, r.dir.plots))
     rows, images = [], []
