@@ -1,0 +1,117 @@
+"""benchmarks/gpu/sitting.py: its tiny mode on the CPU end to end (slow), and its archive and parsing helpers."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+SCRIPT = REPO / "benchmarks" / "gpu" / "sitting.py"
+spec = importlib.util.spec_from_file_location("sitting", SCRIPT)
+sitting = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sitting)
+
+STATES = ("done", "partial", "stopped", "skipped", "failed")
+
+
+def write_run(folder: Path, name: str, status: str) -> None:
+    run = folder / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "plots").mkdir()
+    (run / "summary.json").write_text(json.dumps({"status": status, "name": name}))
+    for file in ("config.yaml", "metrics.csv", "log.txt", "confusion.csv", "per_class.csv"):
+        (run / file).write_text(file)
+    (run / "checkpoints" / "last.pt").write_bytes(b"weights")
+    (run / "plots" / "curves.png").write_bytes(b"png")
+    (run / ".lock").write_text("")
+
+
+def test_archive_keeps_text_files_only_and_a_restore_keeps_finished_runs(tmp_path):
+    study = tmp_path / "seed"
+    write_run(study, "cifar10-resnet20-sgd-lr0.01-s0", "finished")
+    write_run(study, "cifar10-resnet20-sgd-lr0.001-s0", "running")
+    finder = study / "lr_finder" / "cifar10-resnet20-sgd-abc"
+    (finder / "plots").mkdir(parents=True)
+    (finder / "lr_finder.csv").write_text("step,lr")
+    (finder / "result.json").write_text("{}")
+    (finder / "plots" / "lr_finder.png").write_bytes(b"png")
+    (study / "study.json").write_text("{}")
+
+    archive = tmp_path / "study-runs.tar.gz"
+    assert sitting.pack_runs(study, archive) == 2 * 6 + 2 + 1
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert all(Path(n).name in sitting.ARCHIVED and n.startswith("seed/") for n in names)
+    assert not any("checkpoints" in n or n.endswith((".pt", ".png", ".lock")) for n in names)
+
+    restored = tmp_path / "again" / "seed"
+    assert sitting.unpack_runs(archive, restored) == 1
+    assert (restored / "cifar10-resnet20-sgd-lr0.01-s0" / "summary.json").exists()
+    assert not (restored / "cifar10-resnet20-sgd-lr0.001-s0").exists()  # unfinished: it starts again
+    assert (restored / "lr_finder" / "cifar10-resnet20-sgd-abc" / "result.json").exists()
+
+
+def test_pytest_output_is_read_with_and_without_xdist():
+    plain = "tests/test_cuda.py::test_a PASSED  [ 50%]\ntests/test_cuda.py::test_b[x] FAILED [100%]\n"
+    plain += "==== 1 failed, 1 passed, 2 skipped in 3.2s ===="
+    assert sitting.pytest_counts(plain) == {"failed": 1, "passed": 1, "skipped": 2}
+    assert sitting.pytest_outcomes(plain) == {"tests/test_cuda.py::test_a": "PASSED",
+                                              "tests/test_cuda.py::test_b[x]": "FAILED"}  # fmt: skip
+    xdist = "[gw1] [ 50%] PASSED tests/test_cuda.py::test_a \n==== 7 passed in 80.1s ===="
+    assert sitting.pytest_outcomes(xdist) == {"tests/test_cuda.py::test_a": "PASSED"}
+    assert sitting.pytest_counts(xdist) == {"passed": 7}
+    assert sitting.pytest_counts("KeyboardInterrupt\n") == {}
+
+
+@pytest.mark.slow
+def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
+    """About 2.5 minutes on a quiet 2-core CPU."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    command = [sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--work", str(work),
+               "--data-dir", str(data_dir)]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = result.stdout[result.stdout.index("GPU sitting on CPU") :].splitlines()
+    assert table[1].split() == ["step", "status", "time", "result"]
+    assert [line.split()[0] for line in table[2:7]] == list(sitting.STEPS)
+    assert table[-1].startswith(("stopped here: out of time", "every step ran to its end"))
+
+    summary = json.loads((out / "sitting.json").read_text())
+    steps = summary["steps"]
+    assert list(steps) == list(sitting.STEPS)
+    assert all(s["status"].split(":")[0] in STATES for s in steps.values()), steps
+    assert steps["cuda-tests"]["status"] == "skipped: tiny mode runs on the CPU"
+    assert "failed" not in json.dumps([s["status"] for s in steps.values()])
+
+    throughput = json.loads((out / "throughput-cpu.json").read_text())
+    assert throughput["gemm_gflops"]["bfloat16"] > 0
+    assert throughput["not_run"]["cuda-graphs"] == "CUDA only"
+    measured = throughput["models"]
+    assert "resnet20" in measured and measured["resnet20"]["ours"]["images_per_s_median"] > 0
+    if steps["throughput"]["status"] == "done":
+        assert set(measured) == {"resnet20", "vgg11_bn"}
+        assert all(m["classic"]["num_workers"][0] in (0, 2) and m["speedup"] > 0 for m in measured.values())
+
+    [task] = steps["time-to-accuracy"]["tasks"]
+    if task["status"] == "done":
+        tta = json.loads((out / task["file"]).read_text())
+        assert tta["reached"] == (tta["final_test_acc"] >= tta["settings"]["target"])
+        assert len(tta["test_acc_per_epoch"]) == 1
+
+    probe = steps["study-workers"]
+    assert [t["workers"] for t in probe["trials"]] == [1, 2]
+    assert probe["best_workers"] in (1, 2)
+
+    study = steps["study"]
+    assert study["workers"] == probe["best_workers"] and study["planned_runs"] == 3
+    with tarfile.open(out / "study-runs.tar.gz") as tar:
+        names = tar.getnames()
+        assert names and all(Path(n).name in sitting.ARCHIVED for n in names)
+        assert not any("checkpoints" in n or n.endswith((".pt", ".png")) for n in names)
+        finished = [json.loads(tar.extractfile(n).read()) for n in names if n.endswith("/summary.json")]
+    assert sum(s["status"] == "finished" for s in finished) == study["finished_runs"] >= 1
+    assert len(list(out.iterdir())) <= 8  # what a device call brings back from $OUT
