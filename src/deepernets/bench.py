@@ -174,17 +174,51 @@ def measure(
             "warmup_s": round(warmup_s, 2)}  # fmt: skip
 
 
+def measure_command(
+    path: str, model: str, batch_size: int, steps: int, workers: int, device: str, variant: str = "eager"
+) -> list[str]:
+    """The command that runs measure() in a fresh process and prints its result as JSON."""
+    code = (
+        "import json, sys; from deepernets.bench import measure; "
+        f"print(json.dumps(measure({path!r}, {model!r}, {batch_size}, {steps}, {workers}, {device!r}, {variant!r})))"
+    )
+    return [sys.executable, "-c", code]
+
+
 def measure_in_subprocess(
     path: str, model: str, batch_size: int, steps: int, workers: int, device: str, variant: str = "eager",
     timeout: float | None = None,
 ) -> dict:  # fmt: skip
     """measure() in a fresh process; subprocess.TimeoutExpired after `timeout` seconds (the process is killed)."""
-    code = (
-        "import json, sys; from deepernets.bench import measure; "
-        f"print(json.dumps(measure({path!r}, {model!r}, {batch_size}, {steps}, {workers}, {device!r}, {variant!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=timeout)
+    command = measure_command(path, model, batch_size, steps, workers, device, variant)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=timeout)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def precompile(jobs: list[tuple[str, str]], batch_size: int, device: str, deadline: float | None) -> float:
+    """Compile every (model, variant) at once, each in its own process, and return the seconds it took.
+
+    Compiling takes far longer than the timed steps, and much of it runs on one core; run side by side, the
+    compilations fill the on-disk caches (Inductor's FX graph and AOTAutograd caches, Triton's kernels) that
+    the timed processes then reuse. Only the wall time of a sitting changes: warm-up steps, compiling
+    included, are never timed.
+    """
+    started = time.monotonic()
+    procs = [
+        subprocess.Popen(
+            measure_command("ours", model, batch_size, 1, 0, device, variant),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for model, variant in jobs
+    ]
+    for proc in procs:
+        try:
+            proc.wait(timeout=None if deadline is None else max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return time.monotonic() - started
 
 
 def throughput(
@@ -192,12 +226,14 @@ def throughput(
     log=print,  # noqa: ANN001
     *, variants: tuple[str, ...] = ("eager",), classic_workers: tuple[int, ...] = (0, 2),
     deadline: float | None = None, gemm_seconds: float = 3.0, gemm_size: int | None = None,
+    parallel_compile: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Ours against classic for each model, alternated A B A B, with the GEMM rates of this device.
 
     `variants` beyond "eager" time our path compiled too, after every model's eager and classic runs (compiling
-    is slow). At `deadline` (a time.monotonic() value) measuring stops; `left_out` lists what was not measured,
-    and any measurement that failed, with why.
+    is slow; `parallel_compile` first compiles them all side by side, see precompile()). At `deadline` (a
+    time.monotonic() value) measuring stops; `left_out` lists what was not measured, and any measurement that
+    failed, with why.
     """
     from deepernets.train.device import resolve_device
 
@@ -226,16 +262,25 @@ def throughput(
         rate = gemm_rate(dtype, target, gemm_size, gemm_seconds)
         result["gemm_gflops"][str(dtype).replace("torch.", "")] = round(rate / 1e9, 1)
         log(f"GEMM {gemm_size}² {dtype}: {rate / 1e9:.0f} GFLOP/s")
-    plan = []  # (repeat, model, path, variant, workers): every model's eager and classic runs before any compiling
+    plan: list = []  # (repeat, model, path, variant, workers): every model's eager and classic runs before compiling
     for repeat in range(repeats):
         for name in model_names:
             plan.append((repeat, name, "ours", "eager", 0))
             plan += [(repeat, name, "classic", "eager", w) for w in classic_workers]
+    compiled = [(name, variant) for variant in result["settings"]["variants"][1:] for name in model_names]
+    if compiled and parallel_compile:
+        plan.append("precompile")
     for repeat in range(repeats):
-        for variant in result["settings"]["variants"][1:]:
-            plan += [(repeat, name, "ours", variant, 0) for name in model_names]
+        plan += [(repeat, name, "ours", variant, 0) for name, variant in compiled]
     measured: dict[tuple[str, str], list[dict]] = {}  # (model, variant or "classic") -> measurements
-    for repeat, name, path, variant, workers in plan:
+    for item in plan:
+        if item == "precompile":
+            if deadline is None or deadline > time.monotonic():
+                seconds = precompile(compiled, batch_size, device, deadline)
+                result["settings"]["parallel_compile_s"] = round(seconds, 1)
+                log(f"compiled {len(compiled)} model variants side by side in {seconds:.0f} s")
+            continue
+        repeat, name, path, variant, workers = item
         what = f"{name} {f'classic, {workers} workers' if path == 'classic' else variant} (repeat {repeat + 1})"
         left = None if deadline is None else deadline - time.monotonic()
         try:
