@@ -77,6 +77,7 @@ class Plan:
     left_out_variants: dict[str, str]  # variant -> why this plan does not time it
     classic_workers: list[int]
     parallel_compile: bool  # compile all model variants side by side first (bench.precompile)
+    bench_batch: int
     bench_steps: int
     bench_repeats: int
     gemm_size: int
@@ -88,6 +89,7 @@ class Plan:
     study_axes: dict[str, list]  # the seed grid's axes, datasets reordered (CIFAR-10 first) or cut down
     study_overrides: dict[str, Any] = field(default_factory=dict)
     lr_finder_steps: int | None = None
+    threads: int | None = None  # CPU threads per process (OMP_NUM_THREADS); None: the machine's cores, shared
 
 
 def gpu_plan() -> Plan:
@@ -100,6 +102,7 @@ def gpu_plan() -> Plan:
         left_out_variants={},
         classic_workers=[0, 4, 8],
         parallel_compile=True,
+        bench_batch=128,
         bench_steps=50,
         bench_repeats=1,
         gemm_size=8192,
@@ -123,7 +126,7 @@ def gpu_plan() -> Plan:
 def tiny_plan() -> Plan:
     return Plan(
         device="cpu",
-        minutes=8.0,  # about 2.5 minutes on a quiet 2-core CPU; the rest is room for a busy one
+        minutes=8.0,  # about 2 minutes on a shared 2-core CPU; the rest is room for a busy one
         caps={"cuda-tests": 0, "throughput": 120, "time-to-accuracy": 90, "study-workers": 120, "study": 1e9},
         models=["resnet20", "vgg11_bn"],
         variants=["eager"],
@@ -133,6 +136,7 @@ def tiny_plan() -> Plan:
         },
         classic_workers=[0, 2],
         parallel_compile=False,
+        bench_batch=32,
         bench_steps=2,
         bench_repeats=1,
         gemm_size=256,
@@ -152,6 +156,7 @@ def tiny_plan() -> Plan:
         study_axes={"dataset": ["mnist"], "model": ["resnet20"], "optimizer": ["sgd"]},
         study_overrides={"epochs": 1, "subset": 256, "test_subset": 128},
         lr_finder_steps=10,
+        threads=1,  # on a busy shared CPU, two threads per process wait on each other: 20-40 times slower
     )
 
 
@@ -164,6 +169,9 @@ class Sitting:
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(python_path), "PYTHONUNBUFFERED": "1"}
         if data_dir:
             self.env["DEEPERNETS_DATA"] = str(Path(data_dir).resolve())
+        if plan.threads:
+            self.env["OMP_NUM_THREADS"] = str(plan.threads)
+        os.environ.update(self.env)  # for the children started through other modules (time_to_accuracy)
         self.device, self.kind = self.find_device()
         self.log_file = (out / "sitting.log").open("a", buffering=1)
         self.steps: dict[str, dict[str, Any]] = {}
@@ -328,7 +336,7 @@ class Sitting:
             left_out["cuda-graphs"] = "CUDA only"
         kwargs = {
             "model_names": p.models,
-            "batch_size": 128,
+            "batch_size": p.bench_batch,
             "steps": p.bench_steps,
             "repeats": p.bench_repeats,
             "device": p.device,
@@ -444,7 +452,7 @@ class Sitting:
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in overrides.items()]
         if self.plan.device != "auto":
             flags.append(f"--device={self.plan.device}")
-        threads = str(max(1, (os.cpu_count() or 2) // n))
+        threads = str(self.plan.threads or max(1, (os.cpu_count() or 2) // n))
         env = {**self.env, "OMP_NUM_THREADS": threads}
         started = time.monotonic()
         procs = []
@@ -591,7 +599,9 @@ class Sitting:
             lines.append(f"{name:<17} {status:<8} {entry['seconds']:>5.0f}s  {result}")
         models = self.steps.get("throughput", {}).get("models", {})
         if models:
-            lines.append("throughput, images/s at batch 128 (share of the bf16 GEMM rate; peak MB):")
+            lines.append(
+                f"throughput, images/s at batch {self.plan.bench_batch} (share of the bf16 GEMM rate; peak MB):"
+            )
             variants = [v for v in ("eager", "cuda-graphs", "compile") if any(v in m for m in models.values())]
             lines.append(
                 f"  {'model':<9}"
