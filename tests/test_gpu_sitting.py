@@ -117,3 +117,38 @@ def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
         finished = [json.loads(tar.extractfile(n).read()) for n in names if n.endswith("/summary.json")]
     assert sum(s["status"] == "finished" for s in finished) == study["finished_runs"] >= 1
     assert len(list(out.iterdir())) <= 8  # what a device call brings back from $OUT
+
+
+def test_the_table_reads_a_gpu_sitting_that_ran_out_of_time():
+    """The final table from GPU-shaped results, which the tiny mode cannot produce on a CPU."""
+    s = object.__new__(sitting.Sitting)
+    s.plan, s.device, s.out, s.started = sitting.gpu_plan(), "NVIDIA H100 80GB HBM3", Path("/out"), 0.0
+    s.stopped_at = "during study"
+    speeds = {"eager": "9000 (5%; 900)", "cuda-graphs": "30000 (17%; 950)", "compile": "12000 (7%; 910)",
+              "classic": "8000 (8)", "speedup": "×3.75 cuda-graphs", "fastest_variant": "cuda-graphs"}  # fmt: skip
+    s.steps = {
+        "cuda-tests": {"status": "partial: out of time", "seconds": 120, "counts": {},
+                       "tests": {"tests/test_cuda.py::a": "PASSED", "tests/test_cuda.py::b": "FAILED"}},
+        "throughput": {"status": "done", "seconds": 190, "models": {"resnet20": speeds}, "left_out": [],
+                       "gemm_gflops": {"float32": 51000.0, "bfloat16": 790000.0}},
+        "time-to-accuracy": {"status": "partial: out of time", "seconds": 100, "tasks": [
+            {"task": "cifar10-resnet20", "status": "done", "variant": "cuda-graphs", "final_test_acc": 91.3,
+             "target": 91.25, "reached": True, "wall_time_s": 95.0, "epochs": 50},
+            {"task": "cifar10-vgg16_bn", "status": "skipped: would take about 130 s by step 2's speed, 60 s left"}]},
+        "study-workers": {"status": "done", "seconds": 80, "best_workers": 4, "trials": [
+            {"workers": n, "runs_per_hour": r} for n, r in ((1, 200.0), (2, 310.0), (4, 420.0), (8, 400.0))]},
+        "study": {"status": "stopped: out of time", "seconds": 20, "finished_runs": 0, "planned_runs": 48,
+                  "workers": 4, "in_progress_when_stopped": [{}] * 4, "archive": "study-runs.tar.gz"},
+    }  # fmt: skip
+    table = s.table().splitlines()
+    assert table[0].startswith("GPU sitting on NVIDIA H100 80GB HBM3")
+    rows = {line.split()[0]: line for line in table[2:7]}
+    assert "1 passed, 1 failed" in rows["cuda-tests"] and rows["cuda-tests"].split()[1] == "partial"
+    assert "bf16 GEMM 790000 GFLOP/s" in rows["throughput"]
+    assert "cifar10-resnet20 91.30% (reached 91.25%) in 95 s, 50 ep, cuda-graphs" in rows["time-to-accuracy"]
+    assert "cifar10-vgg16_bn skipped: would take about 130 s" in rows["time-to-accuracy"]
+    assert "1:200 2:310 4:420 8:400; best 4" in rows["study-workers"]
+    assert "0 of 48 runs finished with 4 worker(s) (4 stopped mid-run)" in rows["study"]
+    assert table[8].split() == ["model", "eager", "cuda-graphs", "compile", "classic", "(workers)", "fastest", "×"]
+    assert table[9].split()[:2] == ["resnet20", "9000"] and "×3.75 cuda-graphs" in table[9]
+    assert table[-1] == "stopped here: out of time during study"

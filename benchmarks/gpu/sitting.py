@@ -641,7 +641,11 @@ def _fastest(m: dict[str, Any]) -> dict[str, Any]:
 
 def _brief(name: str, entry: dict[str, Any]) -> str:
     if name == "cuda-tests" and "counts" in entry:
-        return ", ".join(f"{n} {k}" for k, n in entry["counts"].items()) or "no tests ran"
+        counts = entry["counts"] or {}
+        if not counts:  # stopped before pytest's summary: count the outcomes it printed
+            for outcome in entry["tests"].values():
+                counts[outcome.lower()] = counts.get(outcome.lower(), 0) + 1
+        return ", ".join(f"{n} {k}" for k, n in counts.items()) or "no test finished"
     if name == "throughput" and "models" in entry:
         bf16 = entry.get("gemm_gflops", {}).get("bfloat16")
         done = f"{len(entry['models'])} model(s) measured, {len(entry['left_out'])} measurement(s) left out"

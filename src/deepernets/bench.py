@@ -10,6 +10,7 @@ replayed as CUDA graphs ("cuda-graphs", compile's "reduce-overhead" mode, CUDA o
 """
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -204,11 +205,15 @@ def precompile(jobs: list[tuple[str, str]], batch_size: int, device: str, deadli
     included, are never timed.
     """
     started = time.monotonic()
+    # each process's pool of compile workers gets its share of the cores, not all of them
+    threads = max(2, (os.cpu_count() or 2) // max(1, len(jobs)))
+    env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": str(threads)}
     procs = [
         subprocess.Popen(
             measure_command("ours", model, batch_size, 1, 0, device, variant),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )
         for model, variant in jobs
     ]
