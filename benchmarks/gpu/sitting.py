@@ -4,7 +4,7 @@
     PYTHONPATH=src python3 benchmarks/gpu/sitting.py --tiny                  # every step on the CPU, tiny sizes
 
 In this order, each step starting only while time is left before the deadline (--minutes, counted from the
-start), and none running past it:
+start), and none running past it (a stopped step takes up to 15 s more to end):
 
 1. cuda-tests        `pytest -m cuda tests/test_cuda.py`
 2. throughput        resnet20, resnet44, vgg13_bn, vgg16_bn at batch 128: our path eager, --cuda-graphs and
