@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from deepernets import atomic, bench
 
@@ -25,37 +26,47 @@ TASKS = {
     "cifar10": ("resnet20", 91.25, 50),
 }
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset", choices=sorted(TASKS))
-    parser.add_argument("--epochs", type=int, help="override the fixed budget (then the result is not the benchmark's)")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    model, target, epochs = TASKS[args.dataset]
-    epochs = args.epochs or epochs
+
+def time_to_accuracy(
+    model: str,
+    dataset: str,
+    target: float,
+    epochs: int,
+    device: str = "auto",
+    extra_args: tuple[str, ...] = (),
+    timeout: float | None = None,
+    output: Any = None,
+) -> dict[str, Any]:
+    """Train `model` on `dataset` for `epochs` with the fast preset in a subprocess and time it end to end.
+
+    `extra_args` go to `deepernets train` (such as --cuda-graphs, or --subset for a quick check); `output` takes
+    the run's console output (a file; default: this process's). subprocess.TimeoutExpired after `timeout` s.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "deepernets", "train", "--preset", "fast", "--model", model,
-                   "--dataset", args.dataset, "--epochs", str(epochs), "--device", args.device,
-                   "--runs-dir", tmp, "--name", "tta"]  # fmt: skip
+                   "--dataset", dataset, "--epochs", str(epochs), "--device", device,
+                   "--runs-dir", tmp, "--name", "tta", *extra_args]  # fmt: skip
         started = time.perf_counter()
-        subprocess.run(command, check=True)
+        stderr = subprocess.STDOUT if output else None
+        subprocess.run(command, check=True, timeout=timeout, stdout=output, stderr=stderr)
         wall = time.perf_counter() - started
         summary = json.loads((Path(tmp) / "tta" / "summary.json").read_text())
         metrics = (Path(tmp) / "tta" / "metrics.csv").read_text().splitlines()[1:]
     accuracies = [float(row.split(",")[5]) for row in metrics]
     first = next((i + 1 for i, a in enumerate(accuracies) if a >= target), None)
-    result = {
+    return {
         "benchmark": "time_to_accuracy",
         "device": summary["device"],
         "versions": bench.versions(),
         "settings": {
             "model": model,
-            "dataset": args.dataset,
+            "dataset": dataset,
             "preset": "fast",
             "epochs": epochs,
             "target": target,
             "precision": summary["precision"],
             "batch_size": summary["batch_size"],
+            "extra_args": list(extra_args),
         },  # fmt: skip
         "final_test_acc": summary["final_test_acc"],
         "reached": summary["final_test_acc"] >= target,
@@ -65,8 +76,21 @@ if __name__ == "__main__":
         "test_acc_per_epoch": accuracies,
         "train_images_per_s_median": summary["train_images_per_s"],
     }
-    out = RESULTS / f"time_to_accuracy-{args.dataset}-{'cpu' if 'CPU' in summary['device'] else 'cuda'}.json"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset", choices=sorted(TASKS))
+    parser.add_argument("--epochs", type=int, help="override the fixed budget (then the result is not the benchmark's)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    model, target, epochs = TASKS[args.dataset]
+    epochs = args.epochs or epochs
+    result = time_to_accuracy(model, args.dataset, target, epochs, args.device)
+    device_kind = "cpu" if "CPU" in result["device"] else "cuda"
+    out = RESULTS / f"time_to_accuracy-{args.dataset}-{device_kind}.json"
     atomic.write_json(out, result)
+    final, wall = result["final_test_acc"], result["wall_time_s"]
     verdict = "reached" if result["reached"] else "NOT reached"
-    print(f"{model} on {args.dataset}: final {summary['final_test_acc']:.2f}% ({verdict} {target}%) in {wall:.0f} s")
+    print(f"{model} on {args.dataset}: final {final:.2f}% ({verdict} {target}%) in {wall:.0f} s")
     print(f"wrote {out}")

@@ -3,10 +3,14 @@
 Each measurement runs in a fresh subprocess, so its peak memory (RSS on CPU, max allocated on CUDA) is its own.
 "our" path: device-resident uint8 data, batched tensor augmentation, the run's auto precision (bf16 autocast and
 channels_last where supported). "classic": a torchvision-style Dataset with PIL transforms (RandomCrop(32, 4),
-RandomHorizontalFlip, ToTensor, Normalize) in a DataLoader (best of num_workers 0 and 2), fp32, NCHW, eager.
+RandomHorizontalFlip, ToTensor, Normalize) in a DataLoader (the best of the given worker counts; pinned memory
+on CUDA), fp32, NCHW, eager. Our path can also be timed under `torch.compile` ("compile") and with each step
+replayed as CUDA graphs ("cuda-graphs", compile's "reduce-overhead" mode, CUDA only), as `--compile` and
+`--cuda-graphs` train.
 """
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -28,19 +32,29 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
+VARIANTS = ("eager", "compile", "cuda-graphs")  # how our path runs the model
+
+
 def gemm_rate(dtype: torch.dtype, device: torch.device, size: int = 4096, seconds: float = 3.0) -> float:
-    """Dense matmul FLOP/s: the median of repeated size×size products."""
+    """Dense matmul FLOP/s on random data: the median of repeated size×size products.
+
+    On CUDA each timing covers 10 products between synchronizations, so launch and sync costs do not count.
+    """
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
+    per_timing = 10 if device.type == "cuda" else 1
     rates = []
     torch.mm(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(rates) < 3:
         started = time.perf_counter()
-        torch.mm(a, b)
+        for _ in range(per_timing):
+            torch.mm(a, b)
         if device.type == "cuda":
-            torch.cuda.synchronize()
-        rates.append(2 * size**3 / (time.perf_counter() - started))
+            torch.cuda.synchronize(device)
+        rates.append(per_timing * 2 * size**3 / (time.perf_counter() - started))
     return statistics.median(rates)
 
 
@@ -95,8 +109,10 @@ class ClassicDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), self.labels[i]
 
 
-def measure(path: str, model_name: str, batch_size: int, steps: int, workers: int, device_name: str) -> dict[str, Any]:
-    """Training images/s of one pipeline in this process (warm-up steps excluded)."""
+def measure(
+    path: str, model_name: str, batch_size: int, steps: int, workers: int, device_name: str, variant: str = "eager"
+) -> dict[str, Any]:
+    """Training images/s of one pipeline in this process (warm-up steps, and so compiling, excluded)."""
     from deepernets.config import RunConfig
     from deepernets.data import Batches
     from deepernets.train.cpu_speed import keep_freed_memory_mapped
@@ -107,29 +123,45 @@ def measure(path: str, model_name: str, batch_size: int, steps: int, workers: in
     if path == "ours":
         keep_freed_memory_mapped()  # as the deepernets command does; classic CIFAR scripts do not
     device = resolve_device(device_name)
+    if variant not in VARIANTS or (variant != "eager" and path != "ours"):
+        raise ValueError(f"variant {variant!r}: one of {VARIANTS}, and only for our path")
+    if variant == "cuda-graphs" and device.type != "cuda":
+        raise ValueError("the cuda-graphs variant needs a CUDA device")
     precision = resolve_precision("auto" if path == "ours" else "fp32", device)
     torch.manual_seed(0)
     model = place_model(models.build(model_name, 3, 10), device, precision, (3, 32, 32)).train()
     optimizer = build_optimizer(model, RunConfig(), 0.01)
-    warmup = 3
+    forward = model
+    if variant != "eager":  # as the training loop does for --compile and --cuda-graphs
+        forward = torch.compile(model, mode="reduce-overhead" if variant == "cuda-graphs" else "default")
+    warmup = 3 if variant == "eager" else 5  # CUDA graphs are recorded on the first calls after compiling
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if variant == "cuda-graphs":
+            torch.compiler.cudagraph_mark_step_begin()
+        return train_step(forward, optimizer, x, y, precision)[0]
+
     n = batch_size * (steps + warmup)
     images, labels = synthetic_cifar(n)
     if path == "ours":
         stream = Batches(images, labels, batch_size, mean=CIFAR_MEAN, std=CIFAR_STD, augment="crop-flip", train=True,
                          device=device, channels_last=precision.channels_last).forever()  # fmt: skip
     else:
+        pin = device.type == "cuda"  # as classic GPU scripts do: pinned batches, copied without blocking
         loader = torch.utils.data.DataLoader(
             ClassicDataset(images, labels), batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-            persistent_workers=workers > 0,
+            persistent_workers=workers > 0, pin_memory=pin,
         )  # fmt: skip
-        stream = ((x.to(device), y.to(device)) for x, y in loader)
+        stream = ((x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)) for x, y in loader)
+    warmup_started = time.perf_counter()
     for _ in range(warmup):
-        train_step(model, optimizer, *next(stream), precision)[0].item()
+        step(*next(stream)).item()
+    warmup_s = time.perf_counter() - warmup_started
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for _ in range(steps):
-        loss, _ = train_step(model, optimizer, *next(stream), precision)
+        loss = step(*next(stream))
     loss.item()
     elapsed = time.perf_counter() - started
     if device.type == "cuda":
@@ -139,26 +171,79 @@ def measure(path: str, model_name: str, batch_size: int, steps: int, workers: in
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # DataLoader workers
         peak = (own + children) * 1024
     return {"images_per_s": steps * batch_size / elapsed, "peak_memory_bytes": peak, "precision": precision.name,
-            "channels_last": precision.channels_last}  # fmt: skip
+            "channels_last": precision.channels_last, "variant": variant,
+            "warmup_s": round(warmup_s, 2)}  # fmt: skip
 
 
-def measure_in_subprocess(path: str, model: str, batch_size: int, steps: int, workers: int, device: str) -> dict:
+def measure_command(
+    path: str, model: str, batch_size: int, steps: int, workers: int, device: str, variant: str = "eager"
+) -> list[str]:
+    """The command that runs measure() in a fresh process and prints its result as JSON."""
     code = (
         "import json, sys; from deepernets.bench import measure; "
-        f"print(json.dumps(measure({path!r}, {model!r}, {batch_size}, {steps}, {workers}, {device!r})))"
+        f"print(json.dumps(measure({path!r}, {model!r}, {batch_size}, {steps}, {workers}, {device!r}, {variant!r})))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [sys.executable, "-c", code]
+
+
+def measure_in_subprocess(
+    path: str, model: str, batch_size: int, steps: int, workers: int, device: str, variant: str = "eager",
+    timeout: float | None = None,
+) -> dict:  # fmt: skip
+    """measure() in a fresh process; subprocess.TimeoutExpired after `timeout` seconds (the process is killed)."""
+    command = measure_command(path, model, batch_size, steps, workers, device, variant)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=timeout)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def precompile(jobs: list[tuple[str, str]], batch_size: int, device: str, deadline: float | None) -> float:
+    """Compile every (model, variant) at once, each in its own process, and return the seconds it took.
+
+    Compiling takes far longer than the timed steps, and much of it runs on one core; run side by side, the
+    compilations fill the on-disk caches (Inductor's FX graph and AOTAutograd caches, Triton's kernels) that
+    the timed processes then reuse. Only the wall time of a sitting changes: warm-up steps, compiling
+    included, are never timed.
+    """
+    started = time.monotonic()
+    # each process's pool of compile workers gets its share of the cores, not all of them
+    threads = max(2, (os.cpu_count() or 2) // max(1, len(jobs)))
+    env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": str(threads)}
+    procs = [
+        subprocess.Popen(
+            measure_command("ours", model, batch_size, 1, 0, device, variant),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        for model, variant in jobs
+    ]
+    for proc in procs:
+        try:
+            proc.wait(timeout=None if deadline is None else max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return time.monotonic() - started
 
 
 def throughput(
     model_names: list[str], batch_size: int = 128, steps: int = 10, repeats: int = 2, device: str = "auto",
     log=print,  # noqa: ANN001
+    *, variants: tuple[str, ...] = ("eager",), classic_workers: tuple[int, ...] = (0, 2),
+    deadline: float | None = None, gemm_seconds: float = 3.0, gemm_size: int | None = None,
+    parallel_compile: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Ours against classic for each model, alternated A B A B, with the GEMM rates of this device."""
+    """Ours against classic for each model, alternated A B A B, with the GEMM rates of this device.
+
+    `variants` beyond "eager" time our path compiled too, after every model's eager and classic runs (compiling
+    is slow; `parallel_compile` first compiles them all side by side, see precompile()). At `deadline` (a
+    time.monotonic() value) measuring stops; `left_out` lists what was not measured, and any measurement that
+    failed, with why.
+    """
     from deepernets.train.device import resolve_device
 
     target = resolve_device(device)
+    gemm_size = gemm_size or (8192 if target.type == "cuda" else 4096)
     result: dict[str, Any] = {
         "benchmark": "throughput",
         "device": device_description(target),
@@ -167,54 +252,122 @@ def throughput(
             "batch_size": batch_size,
             "steps": steps,
             "warmup_steps": 3,
+            "warmup_steps_compiled": 5,
             "repeats": repeats,
+            "variants": ["eager", *(v for v in variants if v != "eager")],
+            "classic_workers": list(classic_workers),
+            "gemm_size": gemm_size,
             "data": "synthetic uint8 CIFAR-shaped images (3×32×32, 10 classes)",
         },  # fmt: skip
         "gemm_gflops": {},
         "models": {},
+        "left_out": [],
     }
     for dtype in (torch.float32, torch.bfloat16):
-        rate = gemm_rate(dtype, target)
+        rate = gemm_rate(dtype, target, gemm_size, gemm_seconds)
         result["gemm_gflops"][str(dtype).replace("torch.", "")] = round(rate / 1e9, 1)
-        log(f"GEMM 4096² {dtype}: {rate / 1e9:.0f} GFLOP/s")
+        log(f"GEMM {gemm_size}² {dtype}: {rate / 1e9:.0f} GFLOP/s")
+    plan: list = []  # (repeat, model, path, variant, workers): every model's eager and classic runs before compiling
+    for repeat in range(repeats):
+        for name in model_names:
+            plan.append((repeat, name, "ours", "eager", 0))
+            plan += [(repeat, name, "classic", "eager", w) for w in classic_workers]
+    compiled = [(name, variant) for variant in result["settings"]["variants"][1:] for name in model_names]
+    if compiled and parallel_compile:
+        plan.append("precompile")
+    for repeat in range(repeats):
+        plan += [(repeat, name, "ours", variant, 0) for name, variant in compiled]
+    measured: dict[tuple[str, str], list[dict]] = {}  # (model, variant or "classic") -> measurements
+    for item in plan:
+        if item == "precompile":
+            if deadline is None or deadline > time.monotonic():
+                seconds = precompile(compiled, batch_size, device, deadline)
+                result["settings"]["parallel_compile_s"] = round(seconds, 1)
+                log(f"compiled {len(compiled)} model variants side by side in {seconds:.0f} s")
+            continue
+        repeat, name, path, variant, workers = item
+        what = f"{name} {f'classic, {workers} workers' if path == 'classic' else variant} (repeat {repeat + 1})"
+        left = None if deadline is None else deadline - time.monotonic()
+        try:
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(what, 0)
+            r = measure_in_subprocess(path, name, batch_size, steps, workers, device, variant, timeout=left)
+        except subprocess.TimeoutExpired:
+            result["left_out"].append(f"{what}: out of time")
+            continue
+        except subprocess.CalledProcessError as e:
+            reason = (e.stderr or "").strip().splitlines()[-1:] or [f"exit code {e.returncode}"]
+            result["left_out"].append(f"{what}: failed ({reason[0][:300]})")
+            log(f"{what}: failed ({reason[0][:300]})")
+            continue
+        measured.setdefault((name, "classic" if path == "classic" else variant), []).append(
+            r | {"num_workers": workers, "repeat": repeat}
+        )
     for name in model_names:
         flops = models.flops_per_image(name)
         useful = flops - padding_flops_per_image(name)
-        runs: dict[str, list[dict]] = {"ours": [], "classic": []}
-        for _ in range(repeats):
-            runs["ours"].append(measure_in_subprocess("ours", name, batch_size, steps, 0, device))
-            best = max(
-                (
-                    measure_in_subprocess("classic", name, batch_size, steps, w, device) | {"num_workers": w}
-                    for w in (0, 2)
-                ),
-                key=lambda r: r["images_per_s"],
-            )
-            runs["classic"].append(best)
         entry: dict[str, Any] = {"forward_flops_per_image": flops, "forward_flops_without_padding": useful}
-        for path, rs in runs.items():
-            speeds = [r["images_per_s"] for r in rs]
-            median = statistics.median(speeds)
-            gemm = result["gemm_gflops"]["bfloat16" if rs[0]["precision"] == "bf16" else "float32"]
-            entry[path] = {
-                "images_per_s_median": round(median, 1),
-                "images_per_s_min": round(min(speeds), 1),
-                "images_per_s_max": round(max(speeds), 1),
-                "peak_memory_mb": round(max(r["peak_memory_bytes"] for r in rs) / 2**20, 1),
-                "precision": rs[0]["precision"],
-                "channels_last": rs[0]["channels_last"],
-                "training_gflops": round(median * 3 * flops / 1e9, 1),
-                "fraction_of_gemm": round(median * 3 * flops / 1e9 / gemm, 3),
-                "fraction_of_gemm_without_padding": round(median * 3 * useful / 1e9 / gemm, 3),
+        if (name, "eager") in measured:
+            entry["ours"] = summarize(measured[name, "eager"], flops, useful, result["gemm_gflops"])
+        classic = measured.get((name, "classic"), [])
+        if classic:  # per repeat, the best worker count
+            best = [max((r for r in classic if r["repeat"] == i), key=lambda r: r["images_per_s"])
+                    for i in sorted({r["repeat"] for r in classic})]  # fmt: skip
+            entry["classic"] = summarize(best, flops, useful, result["gemm_gflops"])
+            entry["classic"]["num_workers"] = [r["num_workers"] for r in best]
+            entry["classic_by_workers"] = {
+                str(w): round(statistics.median(r["images_per_s"] for r in classic if r["num_workers"] == w), 1)
+                for w in classic_workers
+                if any(r["num_workers"] == w for r in classic)
             }
-            if path == "classic":
-                entry[path]["num_workers"] = [r["num_workers"] for r in rs]
-        entry["speedup"] = round(entry["ours"]["images_per_s_median"] / entry["classic"]["images_per_s_median"], 2)
+        for variant in result["settings"]["variants"][1:]:
+            if (name, variant) in measured:
+                entry.setdefault("ours_variants", {})[variant] = summarize(
+                    measured[name, variant], flops, useful, result["gemm_gflops"]
+                )
+        ours_all = {"eager": entry.get("ours"), **entry.get("ours_variants", {})}
+        fastest = max((v for v in ours_all if ours_all[v]), key=lambda v: ours_all[v]["images_per_s_median"],
+                      default=None)  # fmt: skip
+        if fastest is not None:
+            entry["fastest_variant"] = fastest
+        if "classic" in entry:
+            base = entry["classic"]["images_per_s_median"]
+            if "ours" in entry:
+                entry["speedup"] = round(entry["ours"]["images_per_s_median"] / base, 2)
+            if fastest is not None:
+                entry["speedup_fastest"] = round(ours_all[fastest]["images_per_s_median"] / base, 2)
+        if len(entry) == 2:
+            continue  # nothing measured for this model
         result["models"][name] = entry
-        log(f"{name}: ours {entry['ours']['images_per_s_median']:.0f} img/s, classic "
-            f"{entry['classic']['images_per_s_median']:.0f} img/s, ×{entry['speedup']}; ours reaches "
-            f"{entry['ours']['fraction_of_gemm']:.0%} of the {entry['ours']['precision']} GEMM rate")  # fmt: skip
+        if "speedup" in entry:
+            log(f"{name}: ours {entry['ours']['images_per_s_median']:.0f} img/s, classic "
+                f"{entry['classic']['images_per_s_median']:.0f} img/s, ×{entry['speedup']}; ours reaches "
+                f"{entry['ours']['fraction_of_gemm']:.0%} of the {entry['ours']['precision']} GEMM rate")  # fmt: skip
+        for variant, v in entry.get("ours_variants", {}).items():
+            log(f"{name} {variant}: {v['images_per_s_median']:.0f} img/s, {v['fraction_of_gemm']:.0%} of the "
+                f"{v['precision']} GEMM rate (warm-up with compiling {v['warmup_s_median']:.0f} s)")  # fmt: skip
+    for line in result["left_out"]:
+        log(f"left out: {line}")
     return result
+
+
+def summarize(rs: list[dict], flops: int, useful: int, gemm_gflops: dict[str, float]) -> dict[str, Any]:
+    """Median, min and max images/s of repeated measurements, as training GFLOP/s and shares of the GEMM rate."""
+    speeds = [r["images_per_s"] for r in rs]
+    median = statistics.median(speeds)
+    gemm = gemm_gflops["bfloat16" if rs[0]["precision"] == "bf16" else "float32"]
+    return {
+        "images_per_s_median": round(median, 1),
+        "images_per_s_min": round(min(speeds), 1),
+        "images_per_s_max": round(max(speeds), 1),
+        "peak_memory_mb": round(max(r["peak_memory_bytes"] for r in rs) / 2**20, 1),
+        "precision": rs[0]["precision"],
+        "channels_last": rs[0]["channels_last"],
+        "training_gflops": round(median * 3 * flops / 1e9, 1),
+        "fraction_of_gemm": round(median * 3 * flops / 1e9 / gemm, 3),
+        "fraction_of_gemm_without_padding": round(median * 3 * useful / 1e9 / gemm, 3),
+        "warmup_s_median": round(statistics.median(r["warmup_s"] for r in rs), 2),
+    }
 
 
 def versions() -> dict[str, str]:

@@ -17,6 +17,7 @@ class World:
     rank: int = 0
     size: int = 1
     device: torch.device = torch.device("cpu")
+    group: bool = False  # joined a process group: under torchrun, even with one process
 
     @property
     def is_main(self) -> bool:
@@ -24,13 +25,22 @@ class World:
 
     @property
     def distributed(self) -> bool:
-        return self.size > 1
+        return self.size > 1 or self.group
+
+
+def under_torchrun() -> bool:
+    """torchrun (torch.distributed.run) sets these for every process it starts, also with --nproc_per_node=1."""
+    return all(name in os.environ for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
 
 
 def init(device_name: str) -> World:
-    """Join the process group torchrun describes in the environment, or return a world of one."""
+    """Join the process group torchrun describes in the environment, or return a world of one.
+
+    A torchrun job of one process joins a group of one too, so it takes the multi-process path (DDP, NCCL on
+    CUDA, the collectives) and `torchrun --nproc_per_node=1` on one GPU tests that path.
+    """
     size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if size == 1 and not under_torchrun():
         return World(device=resolve_device(device_name))
     device = resolve_device(device_name)
     if device.type == "cuda":
@@ -38,7 +48,7 @@ def init(device_name: str) -> World:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
-    return World(rank=dist.get_rank(), size=dist.get_world_size(), device=device)
+    return World(rank=dist.get_rank(), size=dist.get_world_size(), device=device, group=True)
 
 
 def all_reduce_sum(tensor: torch.Tensor, world: World) -> torch.Tensor:
