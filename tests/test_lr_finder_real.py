@@ -5,14 +5,14 @@ import pytest
 from deepernets import study
 from deepernets.train.fit import build_local_parts, find_lr
 
-SLOW = pytest.mark.slow  # a VGG range test takes minutes on a 2-core CPU
+SLOW = pytest.mark.slow  # a VGG range test takes minutes on a 2-core CPU; one fast case stays in the default run
 
 
 @pytest.mark.parametrize(
     "dataset, model",
     [
         ("mnist", "resnet20"),
-        ("cifar10", "resnet20"),
+        pytest.param("cifar10", "resnet20", marks=SLOW),
         pytest.param("mnist", "vgg11_bn", marks=SLOW),
         pytest.param("mnist", "vgg13_bn", marks=SLOW),
         pytest.param("cifar10", "vgg11_bn", marks=SLOW),

@@ -135,7 +135,9 @@ def test_killed_study_finishes_every_run_exactly_once(tmp_path, data_dir):
         assert starts(run) == (2 if run == second else 1)  # the killed run started once more, the rest once
 
 
-@pytest.mark.parametrize("shards", [("0/1", "0/1"), ("0/2", "1/2")], ids=["same-runs", "sharded"])
+@pytest.mark.parametrize(
+    "shards", [pytest.param(("0/1", "0/1"), marks=pytest.mark.slow), ("0/2", "1/2")], ids=["same-runs", "sharded"]
+)
 def test_two_workers_on_one_folder_run_each_run_once(tmp_path, data_dir, shards):
     """Two workers at once: unsharded they meet on every run (the locks decide), sharded they split the grid."""
     grid = write_grid(tmp_path, data_dir, seeds=2)

