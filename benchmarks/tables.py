@@ -15,12 +15,17 @@ def speed(entry: dict) -> str:
 
 def throughput_table(result: dict) -> str:
     gemm = result["gemm_gflops"]
+    rates = ", ".join(f"{rate:.0f} GFLOP/s {'fp32' if dtype == 'float32' else 'bf16'}" for dtype, rate in gemm.items())
+    cpu = result["versions"].get("cpu")
+    where = f"{cpu['model']} ({', '.join(cpu['isa_flags'])})" if cpu else result["device"]
+    limits = " ".join(f"{k}={v}" for k, v in cpu["kernel_limits"].items()) if cpu else ""
+    ours_precision = next(iter(result["models"].values()))["ours"]["precision"]
     lines = [
-        f"Device: {result['device']}; GEMM 4096²: {gemm['float32']:.0f} GFLOP/s fp32, {gemm['bfloat16']:.0f} "
-        f"GFLOP/s bf16. Batch {result['settings']['batch_size']}, medians of {result['settings']['repeats']} "
+        f"Device: {where}{f', kernels limited by {limits}' if limits else ''}; {result['device']}; GEMM 4096²: "
+        f"{rates}. Batch {result['settings']['batch_size']}, medians of {result['settings']['repeats']} "
         "alternations (min–max in brackets).",
         "",
-        "| model | ours img/s | classic img/s | speed-up | ours: training GFLOP/s (share of bf16 GEMM) "
+        f"| model | ours img/s | classic img/s | speed-up | ours: training GFLOP/s (share of {ours_precision} GEMM) "
         "| ours: share without padding FLOPs | classic: GFLOP/s (share of fp32 GEMM) | peak RSS ours / classic (MB) |",
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -1,6 +1,6 @@
 """Training images/s of our path against the classic PIL + DataLoader pipeline, and against the GEMM rate.
 
-python benchmarks/throughput.py            # writes benchmarks/results/throughput-<device>.json
+python benchmarks/throughput.py    # writes benchmarks/results/throughput-{cuda,cpu,cpu-fp32}.json (cpu: native bf16)
 """
 
 import argparse
@@ -18,7 +18,9 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     result = bench.throughput(args.models, 128, args.steps, args.repeats, args.device)
-    kind = "cuda" if "CPU" not in result["device"] else "cpu"
+    # one file per kind of device: a GPU, a CPU with native bf16, a CPU without (fp32 only)
+    native_bf16 = result["versions"]["cpu"]["native_bf16"]
+    kind = "cuda" if "CPU" not in result["device"] else "cpu" if native_bf16 else "cpu-fp32"
     out = RESULTS / f"throughput-{kind}.json"
     atomic.write_json(out, result)
     print(f"wrote {out}")

@@ -95,3 +95,18 @@ def test_padding_flops_count_the_taps_that_fall_outside_the_map():
 
 def test_gemm_rate_is_measured():
     assert bench.gemm_rate(torch.float32, torch.device("cpu"), size=256, seconds=0.1) > 1e8
+
+
+def test_bench_times_only_native_precisions_shows_progress_and_names_the_cpu(monkeypatch):
+    # a CPU without native bf16, as an AVX2 machine: the kernels limited here, the in-process check answered as there
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr(bench, "cpu_supports_bf16", lambda: False)
+    lines: list[str] = []
+    result = bench.throughput(["resnet20"], 16, 1, 1, "cpu", lines.append, classic_workers=(0,), gemm_seconds=0.1,
+                              gemm_size=256)  # fmt: skip
+    assert list(result["gemm_gflops"]) == ["float32"], "emulated bf16 must not be timed"
+    assert result["models"]["resnet20"]["ours"]["precision"] == "fp32"
+    cpu = result["versions"]["cpu"]
+    assert cpu["model"] and "avx2" in cpu["isa_flags"] and cpu["native_bf16"] is False
+    assert cpu["kernel_limits"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert any(line.startswith("[1/2] timing resnet20") for line in lines) and any("[2/2]" in x for x in lines)

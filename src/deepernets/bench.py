@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ import torchvision
 
 import deepernets
 from deepernets import models
-from deepernets.train.device import device_description
+from deepernets.train.device import cpu_supports_bf16, device_description
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
@@ -263,7 +264,8 @@ def throughput(
         "models": {},
         "left_out": [],
     }
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in native_dtypes(target):  # emulated bf16 is ~100x slower: timing it says nothing and takes forever
+        log(f"timing GEMM {gemm_size}² {dtype} ({gemm_seconds:.0f} s)")
         rate = gemm_rate(dtype, target, gemm_size, gemm_seconds)
         result["gemm_gflops"][str(dtype).replace("torch.", "")] = round(rate / 1e9, 1)
         log(f"GEMM {gemm_size}² {dtype}: {rate / 1e9:.0f} GFLOP/s")
@@ -278,7 +280,7 @@ def throughput(
     for repeat in range(repeats):
         plan += [(repeat, name, "ours", variant, 0) for name, variant in compiled]
     measured: dict[tuple[str, str], list[dict]] = {}  # (model, variant or "classic") -> measurements
-    for item in plan:
+    for step, item in enumerate(plan, 1):
         if item == "precompile":
             if deadline is None or deadline > time.monotonic():
                 seconds = precompile(compiled, batch_size, device, deadline)
@@ -288,6 +290,7 @@ def throughput(
         repeat, name, path, variant, workers = item
         what = f"{name} {f'classic, {workers} workers' if path == 'classic' else variant} (repeat {repeat + 1})"
         left = None if deadline is None else deadline - time.monotonic()
+        log(f"[{step}/{len(plan)}] timing {what}")
         try:
             if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(what, 0)
@@ -370,7 +373,39 @@ def summarize(rs: list[dict], flops: int, useful: int, gemm_gflops: dict[str, fl
     }
 
 
-def versions() -> dict[str, str]:
+def native_dtypes(device: torch.device) -> list[torch.dtype]:
+    """The matmul precisions this device runs in hardware: fp32, plus bf16 on CUDA and on CPUs with AVX-512 BF16/AMX."""
+    bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_supports_bf16()
+    return [torch.float32, torch.bfloat16] if bf16 else [torch.float32]
+
+
+# The ISA extensions that decide which kernels run: a timing means little without them.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "avx_vnni")
+# Environment variables that cap the kernels below what the CPU has (used to time an AVX2-only path on a newer CPU).
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and ISA flags (Linux /proc/cpuinfo), and any limits set on the kernels."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "isa_flags": [f for f in ISA_FLAGS if f in flags],
+        "native_bf16": cpu_supports_bf16(),
+        "kernel_limits": {name: os.environ[name] for name in ISA_LIMITS if name in os.environ},
+    }
+
+
+def versions() -> dict[str, Any]:
     return {
         "deepernets": deepernets.__version__,
         "torch": torch.__version__,
@@ -379,4 +414,5 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": str(torch.get_num_threads()),
+        "cpu": cpu_info(),
     }
