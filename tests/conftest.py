@@ -1,6 +1,8 @@
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,14 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600
         text=True,
         timeout=timeout,
     )
+
+
+def kill_once_an_epoch_is_saved(args: list[str], cwd: Path, run: Path) -> None:
+    """Start `python -m deepernets ARGS` and SIGKILL it as soon as `run` has a metrics.csv (its first epoch saved)."""
+    proc = subprocess.Popen([sys.executable, "-m", "deepernets", *args], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and not (run / "metrics.csv").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()

@@ -9,15 +9,13 @@ import csv
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import kill_once_an_epoch_is_saved, run_cli
 
 pytestmark = [
     pytest.mark.cuda,
@@ -99,15 +97,9 @@ def test_killed_run_resumes_to_the_same_epochs_and_history(tmp_path, data_dir):
     args = ["--model", "resnet20", "--dataset", "mnist", "--epochs", "3", "--test-subset", "2000"]
     whole = train(tmp_path, data_dir, "whole", *args)
 
-    command = [sys.executable, "-m", "deepernets", "train", *args, "--device", "cuda", "--data-dir", str(data_dir),
-               "--name", "killed"]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = tmp_path / "runs" / "killed"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (killed / "metrics.csv").exists():
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    command = ["train", *args, "--device", "cuda", "--data-dir", str(data_dir), "--name", "killed"]
+    kill_once_an_epoch_is_saved(command, tmp_path, killed)
     done = len(metrics(killed))
     assert done in (1, 2), "the kill should land before the last epoch ends"
     assert json.loads((killed / "summary.json").read_text())["status"] == "running"

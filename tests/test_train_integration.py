@@ -2,14 +2,11 @@
 
 import csv
 import json
-import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import kill_once_an_epoch_is_saved, run_cli
 
 FAST = ["--dataset", "mnist", "--epochs", "3", "--subset", "1024", "--test-subset", "1000", "--batch-size", "64"]
 
@@ -65,14 +62,8 @@ def test_config_yaml_reproduces_the_run(tmp_path, data_dir):
 
 def kill_during_epoch_2_and_resume(args: list[str], tmp_path) -> subprocess.CompletedProcess:
     """Train runs/killed with `args`, SIGKILL it once epoch 1 is saved, and resume it; return the resume's result."""
-    proc = subprocess.Popen([sys.executable, "-m", "deepernets", *args, "--name", "killed"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     killed = tmp_path / "runs" / "killed"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (killed / "metrics.csv").exists():
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_once_an_epoch_is_saved([*args, "--name", "killed"], tmp_path, killed)
     assert len(metrics(killed)) == 1, "the kill should land during epoch 2"
     assert json.loads((killed / "summary.json").read_text())["status"] == "running"
     resumed = run_cli(*args, "--name", "killed", "--resume", cwd=tmp_path)
