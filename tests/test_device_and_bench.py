@@ -10,8 +10,8 @@ from deepernets.train.device import Precision, cpu_supports_bf16, place_model, r
 def test_auto_precision_on_cpu_follows_native_bf16_support():
     p = resolve_precision("auto", torch.device("cpu"))
     assert p.name == ("bf16" if cpu_supports_bf16() else "fp32")
-    assert p.channels_last == (p.name == "bf16")
-    assert resolve_precision("fp32", torch.device("cpu")) == Precision("fp32", False, "cpu")
+    assert p.channels_last, "channels_last is the faster layout on CPU in fp32 as in bf16"
+    assert resolve_precision("fp32", torch.device("cpu")) == Precision("fp32", True, "cpu")
 
 
 def test_fp16_and_cuda_need_a_gpu():

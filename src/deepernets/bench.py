@@ -117,7 +117,7 @@ def measure(
     from deepernets.config import RunConfig
     from deepernets.data import Batches
     from deepernets.train.cpu_speed import keep_freed_memory_mapped
-    from deepernets.train.device import place_model, resolve_device, resolve_precision
+    from deepernets.train.device import Precision, place_model, resolve_device, resolve_precision
     from deepernets.train.optimizers import build_optimizer
     from deepernets.train.step import train_step
 
@@ -128,7 +128,8 @@ def measure(
         raise ValueError(f"variant {variant!r}: one of {VARIANTS}, and only for our path")
     if variant == "cuda-graphs" and device.type != "cuda":
         raise ValueError("the cuda-graphs variant needs a CUDA device")
-    precision = resolve_precision("auto" if path == "ours" else "fp32", device)
+    # classic: fp32 in PyTorch's default NCHW layout, as the usual CIFAR scripts train
+    precision = resolve_precision("auto", device) if path == "ours" else Precision("fp32", False, device.type)
     torch.manual_seed(0)
     model = place_model(models.build(model_name, 3, 10), device, precision, (3, 32, 32)).train()
     optimizer = build_optimizer(model, RunConfig(), 0.01)

@@ -52,7 +52,7 @@ class Precision:
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    """auto: bf16 autocast with channels_last on CUDA and on CPUs with native bf16, else fp32."""
+    """auto: bf16 autocast with channels_last on CUDA and on CPUs with native bf16, else fp32 (channels_last on CPU)."""
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -60,7 +60,9 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
             name = "bf16" if cpu_supports_bf16() else "fp32"
     if name == "fp16" and device.type != "cuda":
         raise UserError("--precision fp16 needs a CUDA GPU; on CPU use bf16 or fp32")
-    return Precision(name, channels_last=name != "fp32", device_type=device.type)
+    # channels_last with the small-map tunings trains faster on CPU in fp32 too (vgg16_bn +30%, resnet20 +1-38%,
+    # AVX2-limited and native kernels alike); on CUDA fp32 stays NCHW, as measured nowhere yet.
+    return Precision(name, channels_last=name != "fp32" or device.type == "cpu", device_type=device.type)
 
 
 def place_model(
