@@ -128,7 +128,7 @@ def suggest(result: LRFinderResult) -> None:
     minimum_tenth: a tenth of that, if that is still inside the region. All are NaN when there is no region.
     """
     raw = np.asarray(result.raw_losses, dtype=np.float64)
-    result.losses = moving_average(raw, smoothing_window(len(raw))).tolist() if len(raw) else []
+    result.losses = moving_average(raw, smoothing_window(len(raw))).tolist()
     if len(raw) < MIN_POINTS:
         result.problem = f"only {len(raw)} points were recorded (at least {MIN_POINTS} are needed)"
         return
@@ -148,7 +148,7 @@ def suggest(result: LRFinderResult) -> None:
     result.minimum = float(lrs[lowest])
     if result.minimum / 10 >= lrs[first]:
         result.minimum_tenth = result.minimum / 10
-    slopes = np.gradient(losses, np.log(lrs)) if len(losses) > 1 else np.zeros(1)
+    slopes = np.gradient(losses, np.log(lrs))  # at least MIN_POINTS points here
     result.steep = float(lrs[first + int(np.argmin(slopes[region]))])
     start, end = longest_descent(losses[region])
     result.valley = float(lrs[first + start + (end - start) // 2])
