@@ -90,11 +90,6 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classe
     return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def per_class_accuracy(confusion: torch.Tensor) -> list[float]:
-    totals = confusion.sum(1).clamp(min=1)
-    return (100.0 * confusion.diag() / totals).tolist()
-
-
 @dataclass
 class ClassScores:
     """One class's scores in percent; recall is the class's accuracy (correct / its test images)."""
