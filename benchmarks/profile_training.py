@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from deepernets import atomic, bench, models
+from deepernets import bench, models
 from deepernets.config import RunConfig
 from deepernets.data import Batches
+from deepernets.run import atomic
 from deepernets.train.cpu_speed import keep_freed_memory_mapped
 from deepernets.train.device import device_description, place_model, resolve_device, resolve_precision
 from deepernets.train.optimizers import build_optimizer

@@ -6,7 +6,8 @@ python benchmarks/throughput.py    # writes benchmarks/results/throughput-{cuda,
 import argparse
 from pathlib import Path
 
-from deepernets import atomic, bench
+from deepernets import bench
+from deepernets.run import atomic
 
 RESULTS = Path(__file__).parent / "results"
 

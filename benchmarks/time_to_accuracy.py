@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deepernets import atomic, bench
+from deepernets import bench
+from deepernets.run import atomic
 
 RESULTS = Path(__file__).parent / "results"
 TASKS = {

@@ -8,10 +8,12 @@ import pytest
 import torch
 from conftest import run_cli
 
-from deepernets import cli, data, evaluate, export, inference
+from deepernets import cli, data
 from deepernets.config import RunConfig
 from deepernets.errors import UserError
-from deepernets.rundir import RunDir
+from deepernets.infer import export, predict
+from deepernets.run.folder import RunDir
+from deepernets.train import evaluate
 from deepernets.train.fit import subset_indices, train
 
 # rows are true classes, columns predicted ones
@@ -131,8 +133,8 @@ def check_confidently_wrong(run, data_dir, result: evaluate.Evaluation | None = 
 
 def test_training_and_evaluate_write_per_class_scores_and_confidently_wrong_images(tiny_run, data_dir):
     check_confidently_wrong(tiny_run, data_dir)  # as training left it
-    loaded = inference.load_run(tiny_run, "cpu")
-    result, confusion = inference.evaluate_run(loaded)
+    loaded = predict.load_run(tiny_run, "cpu")
+    result, confusion = predict.evaluate_run(loaded)
     check_confidently_wrong(tiny_run, data_dir, result)
     rows = read_csv(tiny_run / "per_class.csv")
     for row, score in zip(rows, evaluate.per_class_scores(confusion), strict=True):
@@ -155,7 +157,7 @@ def test_torchscript_export_classifies_as_the_run_does(tiny_run, tmp_path):
     assert "pixels in [0, 1]" in result.stdout
 
     # the file on its own: plain pixels in, the run's classes out
-    model, info = inference.plain_model(RunDir(tiny_run))
+    model, info = predict.plain_model(RunDir(tiny_run))
     pixels = torch.rand(5, 1, 32, 32)
     scripted = export.load("torchscript", out)
     normalized = (pixels - torch.tensor(info["mean"]).view(1, -1, 1, 1)) / torch.tensor(info["std"]).view(1, -1, 1, 1)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deepernets import plots, report, study
+from deepernets import report, study
 from deepernets.config import RunConfig
-from deepernets.rundir import RunDir
+from deepernets.run import plots
+from deepernets.run.folder import RunDir
 
 CLASSES = ["0", "1", "2"]
 

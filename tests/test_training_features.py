@@ -7,11 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepernets import evaluate
 from deepernets.config import RunConfig
 from deepernets.data import Batches
 from deepernets.errors import UserError
-from deepernets.train import fit
+from deepernets.train import evaluate, fit
 from deepernets.train.device import resolve_precision
 from deepernets.train.distributed import World
 from deepernets.train.optimizers import build_optimizer

@@ -46,7 +46,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import yaml  # noqa: E402
 
-from deepernets import atomic, study  # noqa: E402
+from deepernets import study  # noqa: E402
+from deepernets.run import atomic  # noqa: E402
 
 STEPS = ("cuda-tests", "throughput", "time-to-accuracy", "study-workers", "study")
 ARCHIVED = {

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 from deepernets import data, models
 from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, RunConfig, load_yaml
 from deepernets.errors import UserError
-from deepernets.rundir import RunDir
+from deepernets.run.folder import RunDir
 from deepernets.train.cpu_speed import keep_freed_memory_mapped
 
 MODEL_OPTION_FLAGS = {"head": "head", "shortcut": "shortcut", "small_stem": "small_stem"}
@@ -105,7 +105,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def run_preset_path(name: str) -> Path:
     from importlib import resources
 
-    folder = resources.files("deepernets.presets") / "runs"
+    folder = resources.files("deepernets.study.presets") / "runs"
     names = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
     if name not in names:
         raise UserError(f"unknown training preset '{name}'; choose one of: {', '.join(names)}")
@@ -141,10 +141,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from deepernets import evaluate, inference
+    from deepernets.infer import predict
+    from deepernets.train import evaluate
 
-    loaded = inference.load_run(args.run_dir, args.device)
-    result, confusion = inference.evaluate_run(loaded, flip_tta=args.tta == "flip")
+    loaded = predict.load_run(args.run_dir, args.device)
+    result, confusion = predict.evaluate_run(loaded, flip_tta=args.tta == "flip")
     classes, path = loaded.data["classes"], loaded.run.path
     line = f"{path}: test accuracy {result.accuracy:.2f}% on {len(result.labels)} images (loss {result.loss:.4f})"
     if result.tta is not None:  # beside the single view, which stays the headline
@@ -166,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from deepernets import export
+    from deepernets.infer import export
 
     try:
         result = export.export_run(args.run_dir, args.format, args.out)
@@ -212,10 +213,10 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from deepernets import inference
+    from deepernets.infer import predict
 
-    loaded = inference.load_run(args.run_dir, args.device)
-    for path, top in zip(args.images, inference.predict(loaded, args.images, args.top), strict=True):
+    loaded = predict.load_run(args.run_dir, args.device)
+    for path, top in zip(args.images, predict.predict(loaded, args.images, args.top), strict=True):
         print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
     return 0
 
@@ -300,7 +301,8 @@ def dry_run(grid, study_dir: Path, overrides: dict, seeds: int | None, shard: tu
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from deepernets import atomic, bench
+    from deepernets import bench
+    from deepernets.run import atomic
 
     result = bench.throughput(args.models, args.batch_size, args.steps, args.repeats, args.device)
     if args.out:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deepernets.atomic import write_atomic
 from deepernets.data import formats
 from deepernets.errors import UserError
+from deepernets.run.atomic import write_atomic
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 FASHION_CLASSES = [

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from deepernets.atomic import write_atomic
 from deepernets.errors import UserError
+from deepernets.run.atomic import write_atomic
 
 FORMAT = "deepernets-checkpoint-1"
 FIX = "delete it and train the run again"

@@ -17,13 +17,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 import deepernets
-from deepernets import data, evaluate, locks, models, plots
-from deepernets.atomic import write_text
+from deepernets import data, models
 from deepernets.config import LR_PICKS, RunConfig
 from deepernets.data.batches import DROPOUT_STREAM, epoch_seed
 from deepernets.errors import UserError
-from deepernets.rundir import RunDir, to_csv
-from deepernets.train import checkpoint, distributed
+from deepernets.run import locks, plots
+from deepernets.run.atomic import write_text
+from deepernets.run.folder import RunDir, to_csv
+from deepernets.train import checkpoint, distributed, evaluate
 from deepernets.train.device import Precision, device_description, place_model, resolve_precision
 from deepernets.train.lr_finder import lr_range_test
 from deepernets.train.optimizers import build_optimizer, set_lr

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deepernets import atomic
 from deepernets.config import RunConfig, load_yaml
+from deepernets.run import atomic
 
 METRIC_COLUMNS = [
     "epoch",

@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepernets import plots
-from deepernets.atomic import write_text
 from deepernets.data import Batches, Dataset
 from deepernets.errors import UserError
-from deepernets.rundir import RunDir, to_csv
+from deepernets.run import plots
+from deepernets.run.atomic import write_text
+from deepernets.run.folder import RunDir, to_csv
 from deepernets.train.device import Precision
 
 PER_CLASS_COLUMNS = ["class", "accuracy", "precision", "recall", "f1", "images"]  # accuracy is recall, kept by name

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepernets import data, evaluate, models
+from deepernets import data, models
 from deepernets.errors import UserError
-from deepernets.rundir import RunDir
-from deepernets.train import checkpoint
+from deepernets.run.folder import RunDir
+from deepernets.train import checkpoint, evaluate
 from deepernets.train.device import Precision, place_model, resolve_device, resolve_precision
 from deepernets.train.fit import subset_indices, take_subset
 

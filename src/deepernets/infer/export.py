@@ -20,10 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepernets import data, evaluate, inference
-from deepernets.atomic import write_atomic
+from deepernets import data
 from deepernets.errors import UserError
-from deepernets.rundir import RunDir
+from deepernets.infer import predict
+from deepernets.run.atomic import write_atomic
+from deepernets.run.folder import RunDir
+from deepernets.train import evaluate
 from deepernets.train.device import Precision
 from deepernets.train.fit import take_subset
 
@@ -73,7 +75,7 @@ def export_run(run_path: str | Path, fmt: str, out: str | Path | None = None) ->
         if missing:
             raise UserError(f"--format onnx needs {', '.join(missing)}: pip install 'deepernets[onnx]'")
     run = RunDir(run_path)
-    model, info = inference.plain_model(run)
+    model, info = predict.plain_model(run)
     wrapped = Normalized(model, info["mean"], info["std"]).eval()
     size, classes = info["image_size"], info["classes"]
     described = INPUT.format(channels=info["in_channels"], size=size, classes=len(classes))

@@ -19,12 +19,13 @@ from typing import Any
 
 import torch
 
-from deepernets import atomic, evaluate, plots
 from deepernets.config import LR_PICKS, RunConfig
 from deepernets.data import dataset_slug
 from deepernets.errors import UserError
-from deepernets.plots import plt
-from deepernets.rundir import RunDir
+from deepernets.run import atomic, plots
+from deepernets.run.folder import RunDir
+from deepernets.run.plots import plt
+from deepernets.train import evaluate
 from deepernets.train.schedules import lr_per_step
 
 # The study's published final accuracies (%), SGD, batch 128, 50 epochs.

@@ -19,11 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deepernets import atomic, locks
 from deepernets.config import RunConfig, load_yaml
 from deepernets.data import dataset_slug
 from deepernets.errors import UserError
-from deepernets.rundir import RunDir
+from deepernets.run import atomic, locks
+from deepernets.run.folder import RunDir
 
 DONE = ("finished", "diverged")
 # Settings that change what the LR range test sees; cells that share them share one test.
@@ -53,13 +53,15 @@ class PlannedRun:
 
 
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("deepernets.presets").iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name[:-5] for p in resources.files("deepernets.study.presets").iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def load_grid(name_or_path: str) -> Grid:
     """A shipped preset by name, or a grid YAML file by path."""
     if name_or_path in preset_names():
-        path = Path(str(resources.files("deepernets.presets") / f"{name_or_path}.yaml"))
+        path = Path(str(resources.files("deepernets.study.presets") / f"{name_or_path}.yaml"))
     else:
         path = Path(name_or_path)
         if not path.exists():

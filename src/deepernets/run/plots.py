@@ -8,7 +8,7 @@ import numpy as np
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
-from deepernets.atomic import write_atomic  # noqa: E402
+from deepernets.run.atomic import write_atomic  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:

@@ -1,0 +1,1 @@
+"""The run folder: its layout, settings file, atomic writes, locks and figures. Imports no torch."""
