@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from deepernets import data, models
-from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, RunConfig, load_yaml
+from deepernets import models
+from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, RunConfig, dataset_slug, load_yaml
 from deepernets.errors import UserError
 from deepernets.run.folder import RunDir
 from deepernets.train.cpu_speed import keep_freed_memory_mapped
@@ -193,7 +193,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     parts, precision = build_local_parts(config)
-    name = config.name or f"lr-find-{config.model}-{data.dataset_slug(config.dataset)}"
+    name = config.name or f"lr-find-{config.model}-{dataset_slug(config.dataset)}"
     out = Path(args.out or Path(config.runs_dir) / name)
     result = find_lr(
         parts.model,

@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 
-from deepernets import data, models
 from deepernets.errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -18,6 +17,7 @@ SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "plateau")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_PICKS = ("valley", "steep", "minimum_tenth", "minimum")  # which LR-finder suggestion `lr: auto` takes
 TTAS = ("none", "flip")  # test-time augmentation reported beside the single-view accuracy
+FOLDER_PREFIX = "folder:"  # a dataset named folder:PATH is read from an image folder
 
 
 @dataclass
@@ -60,6 +60,7 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Raise UserError for the first invalid setting; return self so calls can chain."""
+        from deepernets import data, models
         models.check(self.model, self.model_options)
         data.check_name(self.dataset)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -102,7 +103,7 @@ class RunConfig:
         return self
 
     def default_name(self) -> str:
-        dataset = data.dataset_slug(self.dataset)
+        dataset = dataset_slug(self.dataset)
         name = f"{self.model}-{dataset}-{self.optimizer}-lr{self.lr}-{self.schedule}-e{self.epochs}-s{self.seed}"
         # the optional training features name themselves only when on, so plain runs keep their names
         extras = {"ema": self.ema, "cutout": self.cutout, "mixup": self.mixup, "cutmix": self.cutmix}
@@ -160,6 +161,11 @@ def _convert(value: Any, option: Any) -> Any:
 def _choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise UserError(f"unknown {what} '{value}'; choose one of: {', '.join(allowed)}")
+
+
+def dataset_slug(name: str) -> str:
+    """A dataset's name fit for file names: `folder:~/pets/` becomes `pets`."""
+    return name.removeprefix(FOLDER_PREFIX).rstrip("/").split("/")[-1]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -6,13 +6,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepernets.config import FOLDER_PREFIX
 from deepernets.data import formats, sources
 from deepernets.data.batches import Batches
 from deepernets.errors import UserError
 
-__all__ = ["Batches", "Dataset", "dataset_slug", "load", "names"]
-
-FOLDER_PREFIX = "folder:"
+__all__ = ["Batches", "Dataset", "load", "names"]
 
 
 @dataclass
@@ -49,11 +48,6 @@ def check_name(name: str) -> None:
         return
     if name not in sources.LAYOUTS:
         raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join(names())}")
-
-
-def dataset_slug(name: str) -> str:
-    """A dataset's name fit for file names: `folder:~/pets/` becomes `pets`."""
-    return name.removeprefix(FOLDER_PREFIX).rstrip("/").split("/")[-1]
 
 
 def load(name: str, data_dir: str | Path | None = None, download: bool = True, image_size: int = 32) -> Dataset:

@@ -19,8 +19,7 @@ from typing import Any
 
 import torch
 
-from deepernets.config import LR_PICKS, RunConfig
-from deepernets.data import dataset_slug
+from deepernets.config import LR_PICKS, RunConfig, dataset_slug
 from deepernets.errors import UserError
 from deepernets.run import atomic, plots
 from deepernets.run.folder import RunDir

@@ -19,8 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deepernets.config import RunConfig, load_yaml
-from deepernets.data import dataset_slug
+from deepernets.config import RunConfig, dataset_slug, load_yaml
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
 from deepernets.run.folder import RunDir
