@@ -119,7 +119,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:
-    """ "a=1,b=2" as [("a", "1"), ("b", "2")]."""
+    """The key=value items of a comma-separated list such as "throughput=120,study=60", as pairs."""
     return [tuple(item.split("=")) for item in text.split(",") if item]
 
 
