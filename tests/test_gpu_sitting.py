@@ -1,6 +1,5 @@
-"""benchmarks/gpu/sitting.py: its tiny mode on the CPU end to end (slow), and its archive and parsing helpers."""
+"""benchmarks/gpu/sitting.py: its tiny mode on the CPU end to end (slow), its archive, pytest parsing and table."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,10 +10,13 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from gpu import table  # noqa: E402
+from gpu.archive import ARCHIVED, pack_runs, unpack_runs  # noqa: E402
+from gpu.plan import STEPS  # noqa: E402
+from gpu.steps.cuda_tests import pytest_counts, pytest_outcomes  # noqa: E402
+
 SCRIPT = REPO / "benchmarks" / "gpu" / "sitting.py"
-spec = importlib.util.spec_from_file_location("sitting", SCRIPT)
-sitting = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sitting)
 
 STATES = ("done", "partial", "stopped", "skipped", "failed")
 
@@ -43,14 +45,14 @@ def test_archive_keeps_text_files_only_and_a_restore_keeps_finished_runs(tmp_pat
     (study / "study.json").write_text("{}")
 
     archive = tmp_path / "study-runs.tar.gz"
-    assert sitting.pack_runs(study, archive) == 2 * 6 + 2 + 1
+    assert pack_runs(study, archive) == 2 * 6 + 2 + 1
     with tarfile.open(archive) as tar:
         names = tar.getnames()
-    assert all(Path(n).name in sitting.ARCHIVED and n.startswith("seed/") for n in names)
+    assert all(Path(n).name in ARCHIVED and n.startswith("seed/") for n in names)
     assert not any("checkpoints" in n or n.endswith((".pt", ".png", ".lock")) for n in names)
 
     restored = tmp_path / "again" / "seed"
-    assert sitting.unpack_runs(archive, restored) == 1
+    assert unpack_runs(archive, restored) == 1
     assert (restored / "cifar10-resnet20-sgd-lr0.01-s0" / "summary.json").exists()
     assert not (restored / "cifar10-resnet20-sgd-lr0.001-s0").exists()  # unfinished: it starts again
     assert (restored / "lr_finder" / "cifar10-resnet20-sgd-abc" / "result.json").exists()
@@ -59,13 +61,13 @@ def test_archive_keeps_text_files_only_and_a_restore_keeps_finished_runs(tmp_pat
 def test_pytest_output_is_read_with_and_without_xdist():
     plain = "tests/test_cuda.py::test_a PASSED  [ 50%]\ntests/test_cuda.py::test_b[x] FAILED [100%]\n"
     plain += "==== 1 failed, 1 passed, 2 skipped in 3.2s ===="
-    assert sitting.pytest_counts(plain) == {"failed": 1, "passed": 1, "skipped": 2}
-    assert sitting.pytest_outcomes(plain) == {"tests/test_cuda.py::test_a": "PASSED",
-                                              "tests/test_cuda.py::test_b[x]": "FAILED"}  # fmt: skip
+    assert pytest_counts(plain) == {"failed": 1, "passed": 1, "skipped": 2}
+    assert pytest_outcomes(plain) == {"tests/test_cuda.py::test_a": "PASSED",
+                                      "tests/test_cuda.py::test_b[x]": "FAILED"}  # fmt: skip
     xdist = "[gw1] [ 50%] PASSED tests/test_cuda.py::test_a \n==== 7 passed in 80.1s ===="
-    assert sitting.pytest_outcomes(xdist) == {"tests/test_cuda.py::test_a": "PASSED"}
-    assert sitting.pytest_counts(xdist) == {"passed": 7}
-    assert sitting.pytest_counts("KeyboardInterrupt\n") == {}
+    assert pytest_outcomes(xdist) == {"tests/test_cuda.py::test_a": "PASSED"}
+    assert pytest_counts(xdist) == {"passed": 7}
+    assert pytest_counts("KeyboardInterrupt\n") == {}
 
 
 @pytest.mark.slow
@@ -77,14 +79,14 @@ def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
     env = {k: v for k, v in os.environ.items() if k != "DEEPERNETS_DATA"}  # --data-dir must reach every step
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    table = result.stdout[result.stdout.index("GPU sitting on CPU") :].splitlines()
-    assert table[1].split() == ["step", "status", "time", "result"]
-    assert [line.split()[0] for line in table[2:7]] == list(sitting.STEPS)
-    assert table[-1].startswith(("stopped here: out of time", "every step ran to its end"))
+    lines = result.stdout[result.stdout.index("GPU sitting on CPU") :].splitlines()
+    assert lines[1].split() == ["step", "status", "time", "result"]
+    assert [line.split()[0] for line in lines[2:7]] == list(STEPS)
+    assert lines[-1].startswith(("stopped here: out of time", "every step ran to its end"))
 
     summary = json.loads((out / "sitting.json").read_text())
     steps = summary["steps"]
-    assert list(steps) == list(sitting.STEPS)
+    assert list(steps) == list(STEPS)
     assert all(s["status"].split(":")[0] in STATES for s in steps.values()), steps
     assert steps["cuda-tests"]["status"] == "skipped: tiny mode runs on the CPU"
     assert "failed" not in json.dumps([s["status"] for s in steps.values()])
@@ -112,7 +114,7 @@ def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
     assert study["workers"] == probe["best_workers"] and study["planned_runs"] == 3
     with tarfile.open(out / "study-runs.tar.gz") as tar:
         names = tar.getnames()
-        assert names and all(Path(n).name in sitting.ARCHIVED for n in names)
+        assert names and all(Path(n).name in ARCHIVED for n in names)
         assert not any("checkpoints" in n or n.endswith((".pt", ".png")) for n in names)
         finished = [json.loads(tar.extractfile(n).read()) for n in names if n.endswith("/summary.json")]
     assert sum(s["status"] == "finished" for s in finished) == study["finished_runs"] >= 1
@@ -121,12 +123,9 @@ def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
 
 def test_the_table_reads_a_gpu_sitting_that_ran_out_of_time():
     """The final table from GPU-shaped results, which the tiny mode cannot produce on a CPU."""
-    s = object.__new__(sitting.Sitting)
-    s.plan, s.device, s.out, s.started = sitting.gpu_plan(), "NVIDIA H100 80GB HBM3", Path("/out"), 0.0
-    s.stopped_at = "during study"
     speeds = {"eager": "9000 (5%; 900)", "cuda-graphs": "30000 (17%; 950)", "compile": "12000 (7%; 910)",
               "classic": "8000 (8)", "speedup": "×3.75 cuda-graphs", "fastest_variant": "cuda-graphs"}  # fmt: skip
-    s.steps = {
+    steps = {
         "cuda-tests": {"status": "partial: out of time", "seconds": 120, "counts": {},
                        "tests": {"tests/test_cuda.py::a": "PASSED", "tests/test_cuda.py::b": "FAILED"}},
         "throughput": {"status": "done", "seconds": 190, "models": {"resnet20": speeds}, "left_out": [],
@@ -140,15 +139,16 @@ def test_the_table_reads_a_gpu_sitting_that_ran_out_of_time():
         "study": {"status": "stopped: out of time", "seconds": 20, "finished_runs": 0, "planned_runs": 48,
                   "workers": 4, "in_progress_when_stopped": [{}] * 4, "archive": "study-runs.tar.gz"},
     }  # fmt: skip
-    table = s.table().splitlines()
-    assert table[0].startswith("GPU sitting on NVIDIA H100 80GB HBM3")
-    rows = {line.split()[0]: line for line in table[2:7]}
+    lines = table.render(steps, device="NVIDIA H100 80GB HBM3", elapsed_s=520.0, limit_s=525.0, out=Path("/out"),
+                         batch_size=128, stopped_at="during study").splitlines()  # fmt: skip
+    assert lines[0].startswith("GPU sitting on NVIDIA H100 80GB HBM3")
+    rows = {line.split()[0]: line for line in lines[2:7]}
     assert "1 passed, 1 failed" in rows["cuda-tests"] and rows["cuda-tests"].split()[1] == "partial"
     assert "bf16 GEMM 790000 GFLOP/s" in rows["throughput"]
     assert "cifar10-resnet20 91.30% (reached 91.25%) in 95 s, 50 ep, cuda-graphs" in rows["time-to-accuracy"]
     assert "cifar10-vgg16_bn skipped: would take about 130 s" in rows["time-to-accuracy"]
     assert "1:200 2:310 4:420 8:400; best 4" in rows["study-workers"]
     assert "0 of 48 runs finished with 4 worker(s) (4 stopped mid-run)" in rows["study"]
-    assert table[8].split() == ["model", "eager", "cuda-graphs", "compile", "classic", "(workers)", "fastest", "×"]
-    assert table[9].split()[:2] == ["resnet20", "9000"] and "×3.75 cuda-graphs" in table[9]
-    assert table[-1] == "stopped here: out of time during study"
+    assert lines[8].split() == ["model", "eager", "cuda-graphs", "compile", "classic", "(workers)", "fastest", "×"]
+    assert lines[9].split()[:2] == ["resnet20", "9000"] and "×3.75 cuda-graphs" in lines[9]
+    assert lines[-1] == "stopped here: out of time during study"

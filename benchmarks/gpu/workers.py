@@ -1,0 +1,78 @@
+"""N `deepernets study --shard i/N` workers on one study folder, on a slice or a reordering of the seed grid."""
+
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deepernets.run.folder import RunDir
+from deepernets.study import DONE, load_grid
+from gpu.context import Sitting
+
+# What a sitting keeps of each run's summary.json: enough to count, rate and name the runs
+SUMMARY_KEYS = ("name", "status", "model", "dataset", "optimizer", "schedule", "lr", "epochs", "epochs_completed",
+                "final_test_acc", "wall_time_s", "train_images_per_s", "train_images")  # fmt: skip
+
+
+def grid_file(sitting: Sitting, name: str, axes: dict[str, list], lr_finder_steps: int | None) -> Path:
+    """The seed grid with some axes replaced (a slice, or the datasets reordered), as a grid YAML file."""
+    grid = dataclasses.asdict(load_grid("seed"))
+    grid["axes"] = {k: axes.get(k, v) for k, v in grid["axes"].items()}
+    if lr_finder_steps:
+        grid["lr_finder_steps"] = lr_finder_steps
+    path = sitting.work / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({**grid, "name": "seed"}, sort_keys=False))
+    return path
+
+
+def run_workers(
+    sitting: Sitting, grid: Path, folder: Path, n: int, overrides: dict[str, Any], until: float
+) -> dict[str, Any]:
+    """n `deepernets study` workers on one folder, shards i/n; stopped (SIGINT) at `until`. Their logs go to
+    sitting.log once they end; what they did is read from the run folders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in overrides.items()]
+    if sitting.plan.device != "auto":
+        flags.append(f"--device={sitting.plan.device}")
+    threads = str(sitting.plan.threads or max(1, (os.cpu_count() or 2) // n))
+    env = {**sitting.env, "OMP_NUM_THREADS": threads}
+    started = time.monotonic()
+    procs = []
+    for i in range(n):
+        command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", str(folder), "--shard", f"{i}/{n}"]
+        with (folder / f"worker{i}.log").open("w") as log:
+            procs.append(sitting.processes.start([*command, *flags], log, env))
+    out_of_time = sitting.processes.wait(procs, until)
+    wall = time.monotonic() - started
+    with sitting.log_path.open("a") as log:
+        for i in range(n):
+            log.write(f"--- {folder.name} worker {i}/{n}\n{(folder / f'worker{i}.log').read_text(errors='replace')}")
+    runs = run_summaries(folder)
+    finished = done(runs)
+    images = sum(r["train_images"] * r["epochs_completed"] for r in runs)
+    return {
+        "workers": n,
+        "omp_threads": int(threads),
+        "wall_s": round(wall, 1),
+        "out_of_time": out_of_time,
+        "runs_finished": len(finished),
+        "runs_per_hour": round(len(finished) / wall * 3600, 1),
+        "train_images_per_s_all_workers": round(images / wall, 1),
+        "exit_codes": [p.returncode for p in procs],
+    }
+
+
+def run_summaries(folder: Path) -> list[dict[str, Any]]:
+    """SUMMARY_KEYS of each run in the study folder that has a summary, in name order."""
+    summaries = (RunDir(path.parent).read_summary() for path in sorted(folder.glob("*/summary.json")))
+    return [{key: s.get(key) for key in SUMMARY_KEYS} for s in summaries if s is not None]
+
+
+def done(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs that ended (finished or diverged): a restart skips them."""
+    return [r for r in runs if r["status"] in DONE]
