@@ -17,14 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from deepernets.config import LR_PICKS, RunConfig, dataset_slug
 from deepernets.errors import UserError
-from deepernets.run import atomic, plots
+from deepernets.run import atomic, plots, scores
 from deepernets.run.folder import RunDir
 from deepernets.run.plots import plt
-from deepernets.train import evaluate
 from deepernets.train.schedules import lr_per_step
 
 # The study's published final accuracies (%), SGD, batch 128, 50 epochs.
@@ -493,10 +490,10 @@ def build(folders: list[Path], out: Path) -> tuple[Path, Path]:
         if top_run is not None:
             confusion, classes = read_confusion(top_run)
             if confusion:
-                pairs = evaluate.most_confused_pairs(torch.tensor(confusion), classes, 5)
+                pairs = scores.most_confused_pairs(confusion, classes, 5)
                 doc.text(
                     f"Most confused pairs on {dataset} (best run, {top_run.label}, {top_run.variant}): "
-                    f"{evaluate.format_pairs(pairs)}"
+                    f"{scores.format_pairs(pairs)}"
                 )
 
     doc.heading("Speed and size")
@@ -583,10 +580,9 @@ def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:
 
 
 def per_class_rows(confusion: list[list[int]], classes: list[str]) -> list[list[Any]]:
-    scores = evaluate.per_class_scores(torch.tensor(confusion))
     return [
         [c, f"{s.precision:.2f}", f"{s.recall:.2f}", f"{s.f1:.2f}", s.images]
-        for c, s in zip(classes, scores, strict=True)
+        for c, s in zip(classes, scores.per_class_scores(confusion), strict=True)
     ]
 
 
