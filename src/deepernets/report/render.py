@@ -18,25 +18,33 @@ from deepernets.report.document import Block
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-# Escaped wherever they stand: backslash escapes, code spans, emphasis, strikethrough, links and table columns.
-_ALWAYS = re.compile(r"[\\`*~\[\]|]")
+# Backslash-escaped wherever they stand: escapes, code spans, emphasis, links and table columns. These escapes
+# work in CommonMark (GitHub) and in Python-Markdown alike; what only CommonMark escapes becomes an entity below.
+_ALWAYS = re.compile(r"[\\`*\[\]|]")
 # `_` makes emphasis only at a word's edge, so that vgg11_bn keeps its plain spelling.
 _EDGE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 # `<` opens HTML or an autolink only before a letter, `/`, `!` or `?`, and `&` starts an entity only before a name
-# or number and `;`: ordinary text such as `loss < 2.3` stays as written.
-_TAG_OR_ENTITY = re.compile(r"<(?=[A-Za-z/!?])|&(?=#?\w+;)")
+# or number and `;`: ordinary text such as `loss < 2.3` stays as written. `~` makes strikethrough on GitHub.
+_ENTITIES = {"<": "&lt;", "&": "&amp;", "~": "&#126;"}
+_TAG_ENTITY_OR_TILDE = re.compile(r"<(?=[A-Za-z/!?])|&(?=#?\w+;)|~")
 # `#` starts a heading at the start of a line, and closes one after a space.
 _HASH = re.compile(r"(?:^|(?<=\s))#")
-# What would start a block quote, a list or a heading underline at the start of a paragraph.
-_BLOCK_START = re.compile(r"^(?:[>+=-]|\d+[.)](?=\s|$))")
+# What would start a block quote or a list at the start of a paragraph.
+_BLOCK_START = re.compile(r"^(?:[>+-]|\d+[.)](?=\s|$))")
 _LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+class Verbatim(str):
+    """Template output already written for its format (a link's address), which the escape leaves as it is."""
 
 
 def markdown_text(value: object) -> str:
     """Text that Markdown shows as written, in a paragraph, a heading, a table cell or an image's caption."""
+    if isinstance(value, Verbatim):
+        return value
     text = _ALWAYS.sub(r"\\\g<0>", str(value))
     text = _EDGE_UNDERSCORE.sub(r"\\_", text)
-    text = _TAG_OR_ENTITY.sub(r"\\\g<0>", text)
+    text = _TAG_ENTITY_OR_TILDE.sub(lambda m: _ENTITIES[m[0]], text)
     text = _HASH.sub(r"\\#", text)
     text = _BLOCK_START.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], text)
     return _LINE_BREAK.sub("<br>", text)  # a line break would end a table row, or could start a block
@@ -62,12 +70,12 @@ def _environment(escape: Callable[[object], str], **filters: Callable) -> jinja2
 def markdown(blocks: list[Block], base: Path) -> str:
     """report.md, its figures linked relative to `base` (the report's folder) where they lie under it."""
 
-    def link_from_report(path: Path) -> str:
+    def link_from_report(path: Path) -> Verbatim:
         try:
             target = path.resolve().relative_to(base.resolve())
         except ValueError:
             target = path.resolve()
-        return quote(str(target))  # a space or parenthesis would end the link
+        return Verbatim(quote(str(target)))  # a space or parenthesis would end the link
 
     env = _environment(markdown_text, link_from_report=link_from_report)
     return env.get_template("report.md.j2").render(blocks=blocks)
