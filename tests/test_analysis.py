@@ -12,6 +12,7 @@ from deepernets import cli, data
 from deepernets.config import RunConfig
 from deepernets.errors import UserError
 from deepernets.infer import export, predict
+from deepernets.run import scores
 from deepernets.run.folder import RunDir
 from deepernets.train import evaluate
 from deepernets.train.fit import subset_indices, train
@@ -40,14 +41,20 @@ def read_csv(path) -> list[dict[str, str]]:
 
 
 def test_per_class_scores_equal_a_hand_computed_confusion_matrix():
-    scores = evaluate.per_class_scores(CONFUSION)
-    for score, (precision, recall, f1, images) in zip(scores, EXPECTED, strict=True):
+    computed = scores.per_class_scores(CONFUSION.tolist())
+    for score, (precision, recall, f1, images) in zip(computed, EXPECTED, strict=True):
         assert score.precision == pytest.approx(100 * precision)
         assert score.recall == pytest.approx(100 * recall)
         assert score.f1 == pytest.approx(100 * f1)
         assert score.images == images
     accuracy = 100.0 * CONFUSION.diag() / CONFUSION.sum(1).clamp(min=1)  # each class's accuracy: its recall
-    assert [s.recall for s in scores] == pytest.approx(accuracy.tolist())
+    assert [s.recall for s in computed] == pytest.approx(accuracy.tolist())
+
+
+def test_most_confused_pairs_add_both_directions_and_come_most_first():
+    pairs = scores.most_confused_pairs(CONFUSION.tolist(), ["a", "b", "c", "d"], top=2)
+    assert pairs == [("a", "b", 3), ("b", "c", 3)]  # a↔c (1) is third; pairs never confused are left out
+    assert scores.format_pairs(pairs) == "a↔b: 3, b↔c: 3"
 
 
 def evaluation_of(confusion: torch.Tensor, confidences: list[float]) -> evaluate.Evaluation:
@@ -137,7 +144,7 @@ def test_training_and_evaluate_write_per_class_scores_and_confidently_wrong_imag
     result, confusion = predict.evaluate_run(loaded)
     check_confidently_wrong(tiny_run, data_dir, result)
     rows = read_csv(tiny_run / "per_class.csv")
-    for row, score in zip(rows, evaluate.per_class_scores(confusion), strict=True):
+    for row, score in zip(rows, scores.per_class_scores(confusion.tolist()), strict=True):
         assert float(row["precision"]) == round(score.precision, 2) and float(row["f1"]) == round(score.f1, 2)
 
     printed = run_cli("evaluate", str(tiny_run), cwd=tiny_run.parent)

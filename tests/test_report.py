@@ -8,6 +8,7 @@ import numpy as np
 
 from deepernets import report, study
 from deepernets.config import RunConfig
+from deepernets.report import render
 from deepernets.run import plots
 from deepernets.run.folder import RunDir
 
@@ -183,3 +184,58 @@ def test_best_runs_show_per_class_scores_and_their_confidently_wrong_images(tmp_
     html_section = html.split("<h2>Confusion matrices of the best runs</h2>")[1].split("<h2>")[0]
     assert html_section.count("data:image/png;base64,") == 2  # the confusion matrix and the wrong images
     assert "<td>1</td><td>76.92</td><td>100.00</td><td>86.96</td><td>10</td>" in html_section
+
+
+# A name that would make Markdown syntax (a table column, HTML, emphasis, a link) and HTML tags if not escaped;
+# without a slash, as it names run folders too.
+TRICKY = "a|b <b>bold *star* _under_ [x](y) back\\slash"
+
+
+def unescaped(char: str, text: str) -> list[str]:
+    """Each `char` in the Markdown text that no backslash escapes (in `\\\\|`, the backslash is the one escaped),
+    with the character after it."""
+    return [m[1] for m in re.finditer(rf"\\.|{re.escape(char)}(?=(.?))", text) if not m[0].startswith("\\")]
+
+
+def test_markdown_text_escapes_what_would_make_syntax_and_leaves_plain_text_as_written():
+    assert render.markdown_text("a|b") == "a\\|b"
+    assert render.markdown_text("<b>x</b> & &amp;") == "&lt;b>x&lt;/b> & &amp;amp;"
+    assert render.markdown_text("*x* _y_ snake_case `c` [l](u) ~s~") == (
+        "\\*x\\* \\_y\\_ snake_case \\`c\\` \\[l\\](u) &#126;s&#126;"
+    )
+    assert render.markdown_text("back\\slash") == "back\\\\slash"
+    assert render.markdown_text("two\nlines") == "two<br>lines"  # a table row or paragraph stays whole
+    assert render.markdown_text("- not a list") == "\\- not a list"
+    assert render.markdown_text("# not a heading") == "\\# not a heading"
+    for plain in ("vgg11_bn", "loss < 2.3", "90.50 ± 0.71 (n=2 of 3)", "0.01", "⚠ fallback: lr 1e-3", "mnist-s0"):
+        assert render.markdown_text(plain) == plain
+
+
+def test_run_and_policy_names_cannot_break_the_tables_or_inject_html(tmp_path):
+    st, single = tmp_path / "st", tmp_path / "runs"
+    grid, planned = plan(st, seeds=1)
+    grid.policies = {TRICKY: grid.policies["lr0.01"], "scheduler": grid.policies["scheduler"]}
+    grid.axes["policy"] = [TRICKY, "scheduler"]
+    planned = study.expand(grid, st, {}, 1)
+    study.write_manifest(grid, st, planned)
+    for run in planned:
+        fake_run(st, run.config)
+    finder = finder_result(0.0042, "valley", 100, warning=f"fell\nbadly {TRICKY}", fallback=True)
+    fake_run(single, RunConfig(model="resnet44", dataset="mnist", lr=0.0042, epochs=2, name=TRICKY), lr_finder=finder)
+    fake_run(single, RunConfig(model="resnet20", dataset="mnist", epochs=2, name=TRICKY + "2"), status="diverged")
+
+    md, html = (p.read_text() for p in report.build([st, single], tmp_path))
+    tables = re.findall(r"(?m)^(\|.*\|)\n\|((?:---\|)+)\n((?:\|.*\|\n)*)", md)
+    assert len(tables) >= 6
+    for header, rule, rows in tables:
+        columns = rule.count("|")
+        assert len(unescaped("|", header)) == columns + 1, header
+        assert all(len(unescaped("|", row)) == columns + 1 for row in rows.splitlines()), rows
+    assert TRICKY not in md  # always escaped, wherever it appears
+    assert "| a\\|b &lt;b>bold \\*star\\* \\_under\\_ \\[x\\](y) back\\\\slash |" in md  # the policy's column
+    assert "runs/a\\|b &lt;b>bold" in md and "fell<br>badly a\\|b" in md
+    assert set(unescaped("<", md)) == {"b"}  # no HTML tag but the line breaks (<br>) it writes itself
+
+    assert "<b>" not in html
+    assert "<td>runs/a|b &lt;b&gt;bold *star* _under_ [x](y) back\\slash2</td>" in html
+    assert f"<th>{TRICKY.replace('<', '&lt;').replace('>', '&gt;')}</th>" in html

@@ -142,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from deepernets.infer import predict
-    from deepernets.train import evaluate
+    from deepernets.run import scores
 
     loaded = predict.load_run(args.run_dir, args.device)
     result, confusion = predict.evaluate_run(loaded, flip_tta=args.tta == "flip")
@@ -155,9 +155,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     width = max(len("class"), *(len(c) for c in classes))
     print("per class (recall is the class's accuracy):")
     print(f"{'class':<{width}}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'images':>6}")
-    for c, s in zip(classes, evaluate.per_class_scores(confusion), strict=True):
+    counts = confusion.tolist()
+    for c, s in zip(classes, scores.per_class_scores(counts), strict=True):
         print(f"{c:<{width}}  {s.precision:>8.2f}%  {s.recall:>6.2f}%  {s.f1:>6.2f}%  {s.images:>6}")
-    print("most confused: " + evaluate.format_pairs(evaluate.most_confused_pairs(confusion, classes, args.top)))
+    print("most confused: " + scores.format_pairs(scores.most_confused_pairs(counts, classes, args.top)))
     wrong = int((result.predictions != result.labels).sum())
     print(f"{wrong} test images wrong; the most confidently wrong are in confidently_wrong.csv and its picture")
     files = ["confusion.csv", "per_class.csv", "confidently_wrong.csv", "plots/confusion.png"]

@@ -1,5 +1,5 @@
-"""Accuracy, confusion matrix, per-class precision, recall and F1, most-confused pairs, confidently wrong images;
-flip test-time augmentation."""
+"""Accuracy, the confusion matrix and its per-class scores (run.scores), confidently wrong images; flip test-time
+augmentation."""
 
 import math
 from dataclasses import dataclass
@@ -13,6 +13,7 @@ from deepernets.errors import UserError
 from deepernets.run import plots
 from deepernets.run.atomic import write_text
 from deepernets.run.folder import RunDir, to_csv
+from deepernets.run.scores import per_class_scores
 from deepernets.train.device import Precision
 
 PER_CLASS_COLUMNS = ["class", "accuracy", "precision", "recall", "f1", "images"]  # accuracy is recall, kept by name
@@ -90,49 +91,6 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classe
     return torch.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-@dataclass
-class ClassScores:
-    """One class's scores in percent; recall is the class's accuracy (correct / its test images)."""
-
-    precision: float
-    recall: float
-    f1: float
-    images: int  # test images of this class
-
-
-def per_class_scores(confusion: torch.Tensor) -> list[ClassScores]:
-    """Precision, recall and F1 of each class from a confusion matrix (rows true, columns predicted).
-
-    A score whose denominator is zero (a class never predicted, or without test images) is 0, as scikit-learn's
-    default, so a class the model never names cannot look perfect.
-    """
-    confusion = confusion.double()
-    correct, actual, predicted = confusion.diag(), confusion.sum(1), confusion.sum(0)
-    precision = torch.where(predicted > 0, 100 * correct / predicted.clamp(min=1), 0.0)
-    recall = torch.where(actual > 0, 100 * correct / actual.clamp(min=1), 0.0)
-    both = precision + recall
-    f1 = torch.where(both > 0, 2 * precision * recall / both.clamp(min=1e-12), 0.0)
-    return [
-        ClassScores(p, r, f, int(n))
-        for p, r, f, n in zip(precision.tolist(), recall.tolist(), f1.tolist(), actual.tolist(), strict=True)
-    ]
-
-
-def most_confused_pairs(confusion: torch.Tensor, classes: list[str], top: int = 5) -> list[tuple[str, str, int]]:
-    """Unordered class pairs by how often either was taken for the other, most first."""
-    pairs = []
-    for i in range(len(classes)):
-        for j in range(i + 1, len(classes)):
-            count = int(confusion[i, j] + confusion[j, i])
-            if count:
-                pairs.append((classes[i], classes[j], count))
-    return sorted(pairs, key=lambda p: -p[2])[:top]
-
-
-def format_pairs(pairs: list[tuple[str, str, int]]) -> str:
-    return ", ".join(f"{a}↔{b}: {n}" for a, b, n in pairs)
-
-
 def confidently_wrong(result: Evaluation, top: int = 16) -> list[int]:
     """Positions of the wrongly classified images, the most confident mistakes first (ties: lower position first)."""
     wrong = (result.predictions != result.labels).nonzero().flatten()
@@ -157,7 +115,7 @@ def write_results(
     scores = [
         {"class": c, "accuracy": round(s.recall, 2), "precision": round(s.precision, 2), "recall": round(s.recall, 2),
          "f1": round(s.f1, 2), "images": s.images}
-        for c, s in zip(classes, per_class_scores(confusion), strict=True)
+        for c, s in zip(classes, per_class_scores(confusion.tolist()), strict=True)
     ]  # fmt: skip
     write_text(run.path / "per_class.csv", to_csv(scores, PER_CLASS_COLUMNS))
     plots.confusion_heatmap(confusion.tolist(), classes, run.plots / "confusion.png", f"{run.name}")

@@ -1,0 +1,232 @@
+"""Read run folders into records: every run found, every run a study planned (study.json), failures, confusion
+matrices and LR range tests. Runs are found under one or more folders (any directory holding config.yaml and
+summary.json)."""
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from deepernets.config import RunConfig
+from deepernets.errors import UserError
+from deepernets.run.folder import RunDir
+
+CellKey = tuple[str, str, str, str, str]  # dataset, model, optimizer, policy, variant
+
+DEFAULTS = RunConfig().to_dict()
+# Settings beyond epochs, images and batch size that name a variant when they differ from their defaults.
+VARIANT_DETAILS = (
+    "model_options",
+    "image_size",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "label_smoothing",
+    "cutout",
+    "mixup",
+    "cutmix",
+    "precision",
+)
+
+
+def policy_of(config: RunConfig) -> str:
+    """A policy named from the settings, for runs that no study plan names (a planned `lr: auto` is unresolved)."""
+    if config.lr == "auto":
+        return f"{config.schedule} lr auto ({config.lr_pick})"
+    return f"lr{config.lr}" if config.schedule == "constant" else f"{config.schedule} lr{config.lr:.3g}"
+
+
+def variant_of(config: RunConfig) -> str:
+    """What else sets runs apart; only runs of one variant are averaged together."""
+    images = "all images" if config.subset is None else f"{config.subset} train images"
+    if config.test_subset is not None:
+        images += f", {config.test_subset} test images"
+    words = [f"{config.epochs} epochs", images, f"batch {config.batch_size}"]
+    rest = {k: v for k, v in config.to_dict().items() if k in VARIANT_DETAILS and v != DEFAULTS[k]}
+    words += [f"{k} {v}" for k, v in rest.items()]
+    return ", ".join(words)
+
+
+@dataclass
+class Run:
+    dir: RunDir
+    config: RunConfig
+    summary: dict[str, Any]
+    metrics: list[dict[str, str]]
+    policy: str
+    study_dir: Path | None  # the study folder the run lies in, if any
+    planned: bool  # whether its study's study.json plans it
+    variant: str  # the settings besides dataset, model, optimizer, policy and seed, as words
+
+    @property
+    def cell_key(self) -> CellKey:
+        """Runs of one cell are seeds of one experiment: they are averaged together."""
+        return (self.config.dataset, self.config.model, self.config.optimizer, self.policy, self.variant)
+
+    @property
+    def label(self) -> str:
+        """The run's folder with its parent, unique where several study folders hold runs of the same names."""
+        return f"{self.dir.path.parent.name}/{self.dir.name}"
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "unknown")
+
+    @property
+    def final(self) -> float | None:
+        return self.summary.get("final_test_acc")
+
+
+@dataclass
+class Planned:
+    """A run that a study's study.json plans."""
+
+    name: str
+    dir: Path  # resolved, like study_dir
+    study_dir: Path
+    cell: dict[str, Any]  # the axis values and seed that make the run
+    config: RunConfig | None  # its planned settings; None in study.json files written before they were recorded
+
+    @property
+    def label(self) -> str:
+        return f"{self.study_dir.name}/{self.name}"
+
+    @property
+    def policy(self) -> str | None:
+        if "policy" in self.cell:
+            return self.cell["policy"]
+        return policy_of(self.config) if self.config else None
+
+    @property
+    def cell_key(self) -> CellKey | None:
+        """The cell the run is planned for, as Run.cell_key; unknown where the plan has no settings."""
+        c = self.config
+        return None if c is None else (c.dataset, c.model, c.optimizer, self.policy, variant_of(c))
+
+
+@dataclass
+class Collection:
+    """What the folders hold: the runs found and the runs their studies planned."""
+
+    folders: list[Path]
+    runs: list[Run]
+    planned: list[Planned]
+
+    @cached_property
+    def by_dir(self) -> dict[Path, Run]:
+        """The runs by their resolved folder, as Planned.dir names them."""
+        return {r.dir.path.resolve(): r for r in self.runs}
+
+    @property
+    def missing(self) -> list[Planned]:
+        """Planned runs without a run folder (not started, or failed before writing one)."""
+        return [p for p in self.planned if p.dir not in self.by_dir]
+
+
+def collect(folders: list[Path]) -> Collection:
+    """Every run under the folders, and every run that a study there planned (study.json)."""
+    plans = read_plans(folders)
+    study_dirs = {p.study_dir for p in plans.values()}
+    runs = []
+    seen: set[Path] = set()
+    for folder in folders:
+        for config_path in sorted(folder.rglob("config.yaml")):
+            run_dir = RunDir(config_path.parent)
+            path = run_dir.path.resolve()
+            if path in seen or run_dir.read_summary() is None:
+                continue
+            seen.add(path)
+            config = run_dir.read_config()
+            plan = plans.get(path)
+            # a run its study's plan lacks (study.json of an older version kept only the last invocation's runs)
+            # belongs to the cell of its planned seeds, whose names differ only in the seed
+            source = plan or _planned_sibling(path, plans)
+            runs.append(
+                Run(
+                    dir=run_dir,
+                    config=config,
+                    summary=run_dir.read_summary() or {},
+                    metrics=run_dir.read_metrics(),
+                    policy=(source.policy if source else None) or policy_of(config),
+                    study_dir=path.parent if plan or path.parent in study_dirs else None,
+                    planned=plan is not None,
+                    variant=variant_of(config),
+                )
+            )
+    collection = Collection(folders, runs, list(plans.values()))
+    if not runs and not collection.missing:
+        raise UserError(f"no runs found under {', '.join(str(f) for f in folders)}: train or run a study first")
+    return collection
+
+
+def read_plans(folders: list[Path]) -> dict[Path, Planned]:
+    """The runs that the studies under the folders plan, by their resolved folder."""
+    plans: dict[Path, Planned] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"{folder} is not a folder of runs")
+        for manifest in sorted(folder.rglob("study.json")):
+            study_dir = manifest.parent.resolve()
+            for entry in json.loads(manifest.read_text())["runs"]:
+                config = RunConfig.from_dict(entry["config"], str(manifest)) if "config" in entry else None
+                p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config)
+                plans.setdefault(p.dir, p)
+    return plans
+
+
+def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:
+    """A planned run in the same study folder whose name differs only in the seed."""
+
+    def cell_name(name: str) -> str:
+        return re.sub(r"-s\d+$", "", name)
+
+    siblings = (p for p in plans.values() if p.study_dir == run.parent and cell_name(p.name) == cell_name(run.name))
+    return next(siblings, None)
+
+
+def read_failures(folders: list[Path]) -> dict[str, str]:
+    """The last error of each failed run, from its study's failures.json, by the run's label (study/run)."""
+    errors = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("failures.json")):
+            for name, failure in json.loads(path.read_text()).items():
+                errors[f"{path.parent.name}/{name}"] = failure["error"]
+    return errors
+
+
+def read_confusion(run: Run) -> tuple[list[list[int]], list[str]]:
+    """The run's confusion matrix (rows true, columns predicted) and class names; empty where it wrote none."""
+    path = run.dir.path / "confusion.csv"
+    if not path.exists():
+        return [], []
+    with path.open() as f:
+        rows = list(csv.reader(f))
+    return [[int(v) for v in row[1:]] for row in rows[1:]], rows[0][1:]
+
+
+@dataclass
+class RangeTest:
+    """One LR range test: a study's (shared by its cells) or a single `--lr auto` run's."""
+
+    source: str  # where it comes from, as the report names it
+    result: dict[str, Any]  # result.json, or the run summary's lr_finder record, with dataset, model and optimizer
+    plot: Path  # its lr_finder.png, which may be absent
+
+
+def read_range_tests(collection: Collection) -> list[RangeTest]:
+    """A study's tests (its lr_finder/*/result.json), then those of single runs outside a study."""
+    tests = []
+    study_dirs = {r.study_dir for r in collection.runs if r.study_dir} | {m.study_dir for m in collection.missing}
+    for study_dir in sorted(study_dirs):
+        for path in sorted((study_dir / "lr_finder").glob("*/result.json")):
+            tests.append(
+                RangeTest(f"study {study_dir.name}", json.loads(path.read_text()), path.parent / "plots/lr_finder.png")
+            )
+    for r in collection.runs:
+        if r.summary.get("lr_finder") and not r.study_dir:  # a study's runs share the test listed above
+            names = {"dataset": r.config.dataset, "model": r.config.model, "optimizer": r.config.optimizer}
+            tests.append(RangeTest(r.label, {**r.summary["lr_finder"], **names}, r.dir.plots / "lr_finder.png"))
+    return tests
