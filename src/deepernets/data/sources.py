@@ -308,7 +308,7 @@ def load_arrays(name: str, found: Found) -> tuple[Arrays, bool | None]:
                     [str(c) for c in z["classes"]],
                 )
                 return arrays, bool(z["verified"][0]) if z["verified"].size else None
-        except Exception:  # noqa: BLE001  (any damage to a cache entry means: rebuild it from the real files)
+        except Exception:  # any damage to a cache entry means: rebuild it from the real files
             cached.unlink(missing_ok=True)
     checks: list[bool | None] = []
 
