@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from deepernets.config import FOLDER_PREFIX
-from deepernets.data import formats, sources
+from deepernets.data import downloads, formats, sources
 from deepernets.data.batches import Batches
 from deepernets.errors import UserError
 
@@ -58,7 +58,7 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = True, i
     if found is None:
         if not download:
             raise UserError(f"dataset {name} not found: {sources.expected_files(name, data_dir)}")
-        sources.download(name, data_dir)
+        downloads.download(name, data_dir)
         found = sources.find(name, data_dir)
         if found is None:
             raise UserError(f"dataset {name} downloaded but not found: {sources.expected_files(name, data_dir)}")
