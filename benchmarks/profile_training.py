@@ -10,12 +10,13 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from deepernets import bench, models
+from deepernets.bench.pipelines import our_batches, synthetic_cifar
 from deepernets.config import RunConfig
-from deepernets.data import Batches
 from deepernets.run import atomic
 from deepernets.train.cpu_speed import keep_freed_memory_mapped
 from deepernets.train.device import device_description, place_model, resolve_device, resolve_precision
 from deepernets.train.optimizers import build_optimizer
+from deepernets.train.speed import time_steps
 from deepernets.train.step import train_step
 
 RESULTS = Path(__file__).parent / "results"
@@ -25,15 +26,15 @@ def profile_model(name: str, device: torch.device, steps: int, top: int) -> dict
     precision = resolve_precision("auto", device)
     model = place_model(models.build(name), device, precision, (3, 32, 32)).train()
     optimizer = build_optimizer(model, RunConfig(), 0.01)
-    images, labels = bench.synthetic_cifar(128 * (steps + 2))
-    stream = Batches(images, labels, 128, mean=bench.CIFAR_MEAN, std=bench.CIFAR_STD, augment="crop-flip",
-                     train=True, device=device, channels_last=precision.channels_last).forever()  # fmt: skip
-    for _ in range(2):
-        train_step(model, optimizer, *next(stream), precision)
+    images, labels = synthetic_cifar(128 * (steps + 2))
+    batches = our_batches(images, labels, 128, device, precision.channels_last)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return train_step(model, optimizer, x, y, precision)[0]
+
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        for _ in range(steps):
-            train_step(model, optimizer, *next(stream), precision)[0].item()
+    prof = profile(activities=activities)
+    time_steps(step, batches, steps, 2, device, timed_under=prof)  # the 2 warm-up steps are not profiled
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     return {

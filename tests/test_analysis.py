@@ -10,12 +10,13 @@ from conftest import run_cli
 
 from deepernets import cli, data
 from deepernets.config import RunConfig
+from deepernets.data.subset import subset_indices
 from deepernets.errors import UserError
 from deepernets.infer import export, predict
 from deepernets.run import scores
 from deepernets.run.folder import RunDir
 from deepernets.train import evaluate
-from deepernets.train.fit import subset_indices, train
+from deepernets.train.fit import train
 
 # rows are true classes, columns predicted ones
 CONFUSION = torch.tensor(

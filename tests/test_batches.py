@@ -195,7 +195,7 @@ def test_augmentations_apply_to_training_batches_only_and_keep_channels_last():
 
 def test_digits_get_cutout_but_never_a_flip_or_shift(data_dir):
     from deepernets.config import RunConfig
-    from deepernets.train.fit import build_local_parts
+    from deepernets.train.setup import build_local_parts
 
     config = RunConfig(dataset="mnist", data_dir=str(data_dir), subset=64, batch_size=16, cutout=10, device="cpu")
     parts, _ = build_local_parts(config.validate())

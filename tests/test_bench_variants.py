@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from deepernets import bench
+from deepernets.bench.gemm import native_dtypes
+from deepernets.bench.measure import measure
 
 
 def test_a_passed_deadline_leaves_every_measurement_out():
@@ -19,15 +21,15 @@ def test_a_passed_deadline_leaves_every_measurement_out():
         "resnet20 classic, 2 workers (repeat 1): out of time",
         "resnet20 compile (repeat 1): out of time",
     ]
-    native = [str(dtype).removeprefix("torch.") for dtype in bench.native_dtypes(torch.device("cpu"))]
+    native = [str(dtype).removeprefix("torch.") for dtype in native_dtypes(torch.device("cpu"))]
     assert result["settings"]["variants"] == ["eager", "compile"] and list(result["gemm_gflops"]) == native
 
 
 def test_cuda_graphs_need_cuda_and_compiled_variants_need_our_path():
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        bench.measure("ours", "resnet20", 8, 1, 0, "cpu", "cuda-graphs")
+        measure("ours", "resnet20", 8, 1, 0, "cpu", "cuda-graphs")
     with pytest.raises(ValueError, match="only for our path"):
-        bench.measure("classic", "resnet20", 8, 1, 0, "cpu", "compile")
+        measure("classic", "resnet20", 8, 1, 0, "cpu", "compile")
 
 
 @pytest.mark.slow

@@ -2,6 +2,9 @@ import pytest
 import torch
 
 from deepernets import bench, models
+from deepernets.bench import gemm, machine
+from deepernets.bench.measure import measure
+from deepernets.bench.pipelines import ClassicDataset, synthetic_cifar
 from deepernets.errors import UserError
 from deepernets.train.cpu_speed import FoldedConv2d, NCHWConv2d
 from deepernets.train.device import Precision, cpu_supports_bf16, place_model, resolve_device, resolve_precision
@@ -73,14 +76,14 @@ def test_fp32_placement_leaves_every_convolution_nchw():
 
 @pytest.mark.parametrize(("path", "workers"), [("ours", 0), ("classic", 0), ("classic", 2)])
 def test_throughput_measurement_runs_both_pipelines(path, workers):
-    result = bench.measure(path, "resnet20", 16, 2, workers, "cpu")
+    result = measure(path, "resnet20", 16, 2, workers, "cpu")
     assert result["images_per_s"] > 0 and result["peak_memory_bytes"] > 0
     assert result["precision"] == ("fp32" if path == "classic" else resolve_precision("auto", torch.device("cpu")).name)
 
 
 def test_classic_dataset_applies_the_usual_transforms():
-    images, labels = bench.synthetic_cifar(4)
-    x, y = bench.ClassicDataset(images, labels)[0]
+    images, labels = synthetic_cifar(4)
+    x, y = ClassicDataset(images, labels)[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and y == int(labels[0])
     assert -3 < float(x.mean()) < 3
 
@@ -90,17 +93,18 @@ def test_padding_flops_count_the_taps_that_fall_outside_the_map():
     channels = [(3, 64), (64, 128), (128, 256), (256, 256), (256, 512), (512, 512), (512, 512), (512, 512)]
     sizes = [32, 16, 8, 8, 4, 4, 2, 2]
     expected = sum(2 * i * o * (9 * s * s - (3 * s - 2) ** 2) for (i, o), s in zip(channels, sizes, strict=True))
-    assert bench.padding_flops_per_image("vgg11_bn") == expected
+    assert gemm.padding_flops_per_image("vgg11_bn") == expected
 
 
 def test_gemm_rate_is_measured():
-    assert bench.gemm_rate(torch.float32, torch.device("cpu"), size=256, seconds=0.1) > 1e8
+    assert gemm.gemm_rate(torch.float32, torch.device("cpu"), size=256, seconds=0.1) > 1e8
 
 
 def test_bench_times_only_native_precisions_shows_progress_and_names_the_cpu(monkeypatch):
     # a CPU without native bf16, as an AVX2 machine: the kernels limited here, the in-process check answered as there
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
-    monkeypatch.setattr(bench, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(gemm, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(machine, "cpu_supports_bf16", lambda: False)
     lines: list[str] = []
     result = bench.throughput(["resnet20"], 16, 1, 1, "cpu", lines.append, classic_workers=(0,), gemm_seconds=0.1,
                               gemm_size=256)  # fmt: skip

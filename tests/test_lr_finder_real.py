@@ -3,7 +3,8 @@
 import pytest
 
 from deepernets import study
-from deepernets.train.fit import build_local_parts, find_lr
+from deepernets.train.lr_finder_run import find_lr
+from deepernets.train.setup import build_local_parts
 
 SLOW = pytest.mark.slow  # 100 steps at batch 128 take minutes on a 2-core CPU; tests/test_lr_finder.py has the rules
 

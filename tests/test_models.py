@@ -5,7 +5,7 @@ from torch import nn
 
 from deepernets import models
 from deepernets.errors import UserError
-from deepernets.train.cpu_speed import NCHWConv2d
+from deepernets.train.cpu_speed import NCHWConv2d, conv_input_sizes
 from deepernets.train.device import Precision, place_model
 
 
@@ -120,7 +120,7 @@ def test_vgg_at_64_pixels_through_the_cpu_layer_swaps():
     model = models.build("vgg11_bn", 3, 10)
     reference = models.build("vgg11_bn", 3, 10).eval()
     reference.load_state_dict(model.state_dict())
-    sizes = models.conv_input_sizes(model, (3, 64, 64))
+    sizes = conv_input_sizes(model, (3, 64, 64))
     assert list(sizes.values()) == [(64, 64), (32, 32), (16, 16), (16, 16), (8, 8), (8, 8), (4, 4), (4, 4)]
     placed = place_model(model, torch.device("cpu"), Precision("bf16", True, "cpu"), (3, 64, 64))
     convs = [m for m in placed.modules() if isinstance(m, nn.Conv2d)]

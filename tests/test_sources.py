@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from deepernets import data
-from deepernets.data import formats, sources
+from deepernets.data import downloads, formats, sources
 from deepernets.errors import UserError
 
 unpickle = formats.unpickle_plain
@@ -171,11 +171,11 @@ def test_download_table_matches_torchvision(monkeypatch):
     from torchvision import datasets
 
     for name, cls in (("mnist", datasets.MNIST), ("fashion-mnist", datasets.FashionMNIST)):
-        assert sources.DOWNLOADS[name].mirrors == tuple(cls.mirrors)
-        assert sources.DOWNLOADS[name].files == tuple(cls.resources)
+        assert downloads.DOWNLOADS[name].mirrors == tuple(cls.mirrors)
+        assert downloads.DOWNLOADS[name].files == tuple(cls.resources)
     for name, cls in (("cifar10", datasets.CIFAR10), ("cifar100", datasets.CIFAR100)):
-        ((file, md5),) = sources.DOWNLOADS[name].files
-        assert [sources.DOWNLOADS[name].mirrors[0] + file, md5] == [cls.url, cls.tgz_md5]
+        ((file, md5),) = downloads.DOWNLOADS[name].files
+        assert [downloads.DOWNLOADS[name].mirrors[0] + file, md5] == [cls.url, cls.tgz_md5]
 
 
 def test_download_with_the_network_closed_is_one_line_listing_files_and_folders(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from deepernets.train.device import resolve_precision
 from deepernets.train.distributed import World
 from deepernets.train.optimizers import build_optimizer
 from deepernets.train.schedules import Schedule
+from deepernets.train.setup import moving_average
 
 FP32 = resolve_precision("fp32", torch.device("cpu"))
 
@@ -37,7 +38,7 @@ def test_the_moving_average_is_the_hand_computed_average_of_the_weights_and_buff
     optimizer.register_step_post_hook(
         lambda *_: after_steps.append({k: v.clone() for k, v in model.state_dict().items()})
     )
-    ema = fit.moving_average(model, config.ema)
+    ema = moving_average(model, config.ema)
     batches = tiny_batches(train=True)
     fit.train_epoch(model, optimizer, Schedule(config, 0.1, len(batches)), batches, FP32, None, config, 0, World(), ema)
 
@@ -59,7 +60,7 @@ def test_training_with_the_moving_average_leaves_the_trained_weights_unchanged()
         config = RunConfig(epochs=1, batch_size=16, schedule="constant", lr=0.1, ema=ema)
         optimizer = build_optimizer(model, config, 0.1)
         batches = tiny_batches(train=True)
-        average = fit.moving_average(model, ema) if ema else None
+        average = moving_average(model, ema) if ema else None
         fit.train_epoch(model, optimizer, Schedule(config, 0.1, 3), batches, FP32, None, config, 0, World(), average)
         return model.state_dict()
 

@@ -190,7 +190,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from deepernets.train.fit import build_local_parts, find_lr
+    from deepernets.train.lr_finder_run import find_lr
+    from deepernets.train.setup import build_local_parts
 
     config = config_from_args(args)
     parts, precision = build_local_parts(config)
@@ -281,7 +282,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 def dry_run(grid, study_dir: Path, overrides: dict, seeds: int | None, shard: tuple[int, int]) -> int:  # noqa: ANN001
     from deepernets import study
     from deepernets.train.device import device_description, resolve_device
-    from deepernets.train.fit import build_local_parts, measure_speed
+    from deepernets.train.setup import build_local_parts
+    from deepernets.train.speed import measure_speed
 
     def probe(config: RunConfig) -> study.Probe:
         fixed = config.replace(lr=0.01)  # `lr: auto` needs no range test just to time a few steps

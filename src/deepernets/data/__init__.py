@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from deepernets.config import FOLDER_PREFIX
-from deepernets.data import formats, sources
+from deepernets.data import downloads, formats, sources
 from deepernets.data.batches import Batches
 from deepernets.errors import UserError
 
@@ -26,7 +26,6 @@ class Dataset:
     std: tuple[float, ...]
     augment: str  # "crop-flip" (CIFAR-like) or "none" (MNIST-like: only resized from 28 to 32)
     location: str  # where the files were found
-    verified: bool | None  # True: official MD5s matched; None: no official MD5 is known
 
     @property
     def in_channels(self) -> int:
@@ -59,16 +58,17 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = True, i
     if found is None:
         if not download:
             raise UserError(f"dataset {name} not found: {sources.expected_files(name, data_dir)}")
-        sources.download(name, data_dir)
+        downloads.download(name, data_dir)
         found = sources.find(name, data_dir)
         if found is None:
             raise UserError(f"dataset {name} downloaded but not found: {sources.expected_files(name, data_dir)}")
-    (train_x, train_y, test_x, test_y, classes), verified = sources.load_arrays(name, found)
-    augment = "none" if train_x.shape[-1] == 28 else "crop-flip"
-    return _dataset(name, train_x, train_y, test_x, test_y, classes, augment, str(found.folder), verified)
+    arrays, _ = sources.load_arrays(name, found)  # the MD5s passed, or none is known (`deepernets data` says which)
+    augment = "none" if arrays[0].shape[-1] == 28 else "crop-flip"
+    return _dataset(name, arrays, augment, str(found.folder))
 
 
-def _dataset(name, train_x, train_y, test_x, test_y, classes, augment, location, verified) -> Dataset:  # noqa: ANN001
+def _dataset(name: str, arrays: sources.Arrays, augment: str, location: str) -> Dataset:
+    train_x, train_y, test_x, test_y, classes = arrays
     mean, std = channel_stats(train_x)
     return Dataset(
         name=name,
@@ -81,7 +81,6 @@ def _dataset(name, train_x, train_y, test_x, test_y, classes, augment, location,
         std=std,
         augment=augment,
         location=location,
-        verified=verified,
     )
 
 
@@ -116,7 +115,7 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
     if len(train_x) == 0 or len(test_x) == 0:
         raise UserError(f"folder dataset {root} has no images in train/ or test/ (png, jpg, bmp, gif, webp)")
     augment = "crop-flip" if image_size >= 16 else "none"
-    return _dataset(f"folder:{root}", train_x, train_y, test_x, test_y, classes, augment, str(root), None)
+    return _dataset(f"folder:{root}", (train_x, train_y, test_x, test_y, classes), augment, str(root))
 
 
 def _folder_channels(train_dir: Path, classes: list[str]) -> int:

@@ -10,6 +10,7 @@ import io
 import lzma
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class _PlainUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),
     }
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201
+    def find_class(self, module: str, name: str) -> Any:  # a class or a function, as pickle's own
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
         return super().find_class(module, name)
@@ -152,11 +153,21 @@ def cifar_python_classes(path: Path, data: bytes, key: str) -> list[str]:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in meta[key]]
 
 
-def read_image_folder(split_dir: Path, classes: list[str], size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images under split_dir/<class>/, resized to size×size, as uint8 N×C×H×W."""
+def read_image(path: Path, channels: int, size: int) -> np.ndarray:
+    """One image file as uint8 C×size×size (resized bilinearly), converted to 1 (grayscale) or 3 (RGB) channels."""
     from PIL import Image, UnidentifiedImageError
 
-    mode = "L" if channels == 1 else "RGB"
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+            pixels = np.asarray(img, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as e:
+        raise UserError(f"cannot read image {path}: {e}") from None
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def read_image_folder(split_dir: Path, classes: list[str], size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images under split_dir/<class>/, resized to size×size, as uint8 N×C×H×W."""
     images, labels = [], []
     for label, name in enumerate(classes):
         folder = split_dir / name
@@ -166,12 +177,9 @@ def read_image_folder(split_dir: Path, classes: list[str], size: int, channels: 
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                with Image.open(file) as img:
-                    img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-                    pixels = np.asarray(img, dtype=np.uint8)
-            except (OSError, UnidentifiedImageError) as e:
-                raise UserError(f"cannot read image {file}: {e}; remove or replace it") from None
-            images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
+                images.append(read_image(file, channels, size))
+            except UserError as e:  # a dataset's file can be left out, unlike an image the user names
+                raise UserError(f"{e}; remove or replace it") from None
             labels.append(label)
     if not images:
         return np.zeros((0, channels, size, size), np.uint8), np.zeros(0, np.int64)

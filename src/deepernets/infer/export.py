@@ -21,13 +21,13 @@ import torch
 from torch import nn
 
 from deepernets import data
+from deepernets.data.subset import take_subset
 from deepernets.errors import UserError
 from deepernets.infer import predict
 from deepernets.run.atomic import write_atomic
 from deepernets.run.folder import RunDir
 from deepernets.train import evaluate
 from deepernets.train.device import Precision
-from deepernets.train.fit import take_subset
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}

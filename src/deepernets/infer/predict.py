@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from deepernets import data, models
+from deepernets.data.formats import read_image
+from deepernets.data.subset import subset_indices, take_subset
 from deepernets.errors import UserError
 from deepernets.run.folder import RunDir
 from deepernets.train import checkpoint, evaluate
 from deepernets.train.device import Precision, place_model, resolve_device, resolve_precision
-from deepernets.train.fit import subset_indices, take_subset
 
 
 @dataclass
@@ -77,18 +78,7 @@ def evaluate_run(loaded: LoadedRun, flip_tta: bool = False) -> tuple[evaluate.Ev
 
 def read_images(paths: list[str], channels: int, size: int) -> torch.Tensor:
     """Image files as uint8 N×C×size×size, converted to the run's number of channels."""
-    from PIL import Image, UnidentifiedImageError
-
-    mode = "L" if channels == 1 else "RGB"
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as img:
-                pixels = np.asarray(img.convert(mode).resize((size, size), Image.Resampling.BILINEAR), np.uint8)
-        except (OSError, UnidentifiedImageError) as e:
-            raise UserError(f"cannot read image {path}: {e}") from None
-        images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
-    return torch.from_numpy(np.stack(images))
+    return torch.from_numpy(np.stack([read_image(Path(path), channels, size) for path in paths]))
 
 
 @torch.inference_mode()

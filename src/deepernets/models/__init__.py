@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from deepernets.models import resnet, resnet_cifar, vgg  # noqa: F401  (registers the models)
 from deepernets.models.registry import build, check, names, options
 
-__all__ = ["build", "check", "names", "options", "count_parameters", "flops_per_image", "conv_input_sizes"]
+__all__ = ["build", "check", "names", "options", "count_parameters", "flops_per_image"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -24,22 +24,3 @@ def flops_per_image(
         with counter, torch.no_grad():
             model(torch.empty(1, in_channels, size, size))
     return counter.get_total_flops()
-
-
-def conv_input_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[nn.Conv2d, tuple[int, int]]:
-    """Each plain Conv2d layer's input height and width, from one probe forward pass of one C×H×W image."""
-    sizes: dict[nn.Conv2d, tuple[int, int]] = {}
-
-    def record(conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        sizes[conv] = tuple(inputs[0].shape[-2:])
-
-    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if type(m) is nn.Conv2d]
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
-    finally:
-        model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return sizes

@@ -3,6 +3,7 @@ BasicBlock or Bottleneck blocks. `small_stem=True` swaps the stem for a 3×3 str
 which suits 32×32 images. Parameter counts equal torchvision's.
 """
 
+import torch
 from torch import nn
 
 from deepernets.models.registry import register
@@ -28,7 +29,7 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -49,7 +50,7 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -98,7 +99,7 @@ class ResNet(nn.Module):
         layers += [block(self.in_planes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))

@@ -4,6 +4,7 @@ Shortcut "A" is the paper's parameter-free one (subsample, then zero-pad the new
 shortcut "B" is a 1×1 projection with batch norm.
 """
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -18,7 +19,7 @@ class PadShortcut(nn.Module):
         super().__init__()
         self.pad = (planes - in_planes) // 2
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
 
 
@@ -56,7 +57,7 @@ class CifarResNet(nn.Module):
         layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(self.avgpool(x).flatten(1))

@@ -5,6 +5,7 @@ Two heads: "compact" (512-512-512-classes, as chenyaofo/pytorch-cifar-models) an
 4096-4096 head with dropout).
 """
 
+import torch
 from torch import nn
 
 from deepernets.models.registry import register
@@ -64,7 +65,7 @@ class VGG(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 

@@ -135,7 +135,7 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
     report never loses track of them. A run name planned again with other settings is refused, since its folder
     would then hold a run that is not the one planned. Workers starting together merge under one lock.
     """
-    from deepernets.train.fit import WHERE_SETTINGS
+    from deepernets.train.progress import WHERE_SETTINGS
 
     path = study_dir / "study.json"
     with locks.lock(study_dir / ".study.lock"):
@@ -171,7 +171,8 @@ def resolve_lr(
     """
     if config.lr != "auto":
         return config, None
-    from deepernets.train.fit import build_local_parts, find_lr
+    from deepernets.train.lr_finder_run import find_lr
+    from deepernets.train.setup import build_local_parts
 
     out = study_dir / "lr_finder" / lr_finder_key(config)
     result_path = out / "result.json"

@@ -1,10 +1,11 @@
-"""What makes training fast on a CPU beyond bf16 autocast and channels_last: measured with benchmarks/throughput.py.
+"""What makes training fast on a CPU beyond bf16 autocast and channels_last: measured with `deepernets bench`.
 
 oneDNN's channels_last convolutions are 2-3× slower than NCHW ones on feature maps of 4×4 pixels and below
 (512 channels at 2×2: 346 against 485 GFLOP/s for forward and backward) and faster above, so convolutions on
 small maps take NCHW input and weights (vgg16_bn +10%). A 3×3 convolution on a 2×2 map is folded into one matrix
 product, which skips the zero padding that is more than half of its nominal work (vgg16_bn +9% more). Keeping freed
-memory mapped spares every step its page faults (resnet20 +5%).
+memory mapped spares every step its page faults (resnet20 +5%). Which maps are small is found by one probe pass
+(conv_input_sizes), which the benchmarks use too.
 """
 
 import ctypes
@@ -13,8 +14,6 @@ import platform
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from deepernets import models
 
 SMALL_MAP_PIXELS = 16
 
@@ -59,7 +58,7 @@ def convolve_small_maps_fast(model: nn.Module, input_shape: tuple[int, ...]) -> 
     The swap changes only the class, as torch.nn.utils.parametrize does: parameters, state_dict keys and
     checkpoints stay those of a plain Conv2d.
     """
-    for conv, (h, w) in models.conv_input_sizes(model, input_shape).items():
+    for conv, (h, w) in conv_input_sizes(model, input_shape).items():
         if h * w > SMALL_MAP_PIXELS:
             continue
         foldable = (h, w) == (2, 2) and conv.kernel_size == (3, 3) and conv.padding == (1, 1)
@@ -69,6 +68,25 @@ def convolve_small_maps_fast(model: nn.Module, input_shape: tuple[int, ...]) -> 
         else:
             conv.weight.data = conv.weight.data.contiguous()
             conv.__class__ = NCHWConv2d
+
+
+def conv_input_sizes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[nn.Conv2d, tuple[int, int]]:
+    """Each plain Conv2d layer's input height and width, from one probe forward pass of one C×H×W image."""
+    sizes: dict[nn.Conv2d, tuple[int, int]] = {}
+
+    def record(conv: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        sizes[conv] = tuple(inputs[0].shape[-2:])
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if type(m) is nn.Conv2d]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return sizes
 
 
 def keep_freed_memory_mapped() -> None:

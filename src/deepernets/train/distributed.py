@@ -1,4 +1,5 @@
-"""Data-parallel helpers for runs under torchrun; a plain process is a world of one and takes the same path."""
+"""Data-parallel helpers for runs under torchrun, and the reductions of the loop's totals over ranks; a plain process
+is a world of one and takes the same path."""
 
 import os
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from deepernets.train.device import resolve_device
+from deepernets.train.evaluate import Evaluation
 
 TIMEOUT = timedelta(minutes=10)  # a rank that stops answering ends the job instead of hanging it
 
@@ -81,3 +83,23 @@ def sync_buffers(model: torch.nn.Module, world: World) -> None:
 def shutdown(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def sum_on_cpu(tensor: torch.Tensor, world: World) -> torch.Tensor:
+    """The sum over ranks of a tensor of totals, copied to the CPU in one transfer."""
+    return all_reduce_sum(tensor, world).cpu()
+
+
+def diverged(loss_sum: torch.Tensor, world: World) -> bool:
+    """True on every rank as soon as any rank's running loss is NaN or infinite, so all ranks stop together."""
+    bad = (~torch.isfinite(loss_sum)).to(torch.float64).reshape(1)
+    return sum_on_cpu(bad, world).item() > 0
+
+
+def reduce_eval(result: Evaluation, world: World) -> tuple[float, float]:
+    """The loss and accuracy (percent) over every rank's shard of the test set."""
+    n = len(result.labels)
+    correct = (result.predictions == result.labels).sum().item()
+    totals = sum_on_cpu(torch.tensor([result.loss * n, correct, n], dtype=torch.float64, device=world.device), world)
+    count = max(1.0, totals[2].item())
+    return totals[0].item() / count, 100 * totals[1].item() / count
