@@ -34,7 +34,9 @@ class LRFinderSettings:
 
 @dataclass
 class RunConfig:
-    model: str = setting("resnet20", "the model")
+    """Everything that makes a training run, saved as its config.yaml."""
+
+    model: str = setting("resnet20", "the model (`deepernets models` lists them)")
     model_options: dict[str, Any] = setting(
         {}, "the model's keyword options, e.g. {head: classic} or {shortcut: B} (flags: see ModelOptions)", flag=False
     )

@@ -42,7 +42,7 @@ def setting(default: Any, help: str, **spec: Any) -> Any:
 
 def same_as(declaration: type, name: str) -> Any:
     """A field declaring the same setting as `name` of `declaration`, for a setting that appears in two places."""
-    field = next(f for f in dataclasses.fields(declaration) if f.name == name)
+    field = _field(declaration, name)
     return dataclasses.field(default=field.default, default_factory=field.default_factory, metadata=field.metadata)
 
 
@@ -53,8 +53,12 @@ def specs(declaration: type) -> dict[str, tuple[Any, Spec]]:
 
 
 def default(declaration: type, name: str) -> Any:
-    field = next(f for f in dataclasses.fields(declaration) if f.name == name)
+    field = _field(declaration, name)
     return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
+def _field(declaration: type, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(declaration) if f.name == name)
 
 
 def flag_name(name: str) -> str:
@@ -151,7 +155,8 @@ def _broken_rule(value: Any, hint: Any, spec: Spec) -> str | None:
         return spec.pattern[1]
     if spec.choices and value not in spec.choices:
         if float in _options(hint):  # a number, or one of a few words
-            return f"a number {_bounds(spec)} or {_one_of([repr(c) for c in spec.choices])}".replace("  ", " ")
+            number = " ".join(filter(None, ["a number", _bounds(spec)]))
+            return f"{number} or {_one_of([repr(c) for c in spec.choices])}"
         return _one_of(spec.choices)
     return None
 
@@ -226,13 +231,13 @@ def given(args: argparse.Namespace, declaration: type, only: Collection[str] | N
 def _flag_parser(hint: Any, spec: Spec) -> Callable[[str], Any]:
     in_list = typing.get_origin(hint) is list
     element = typing.get_args(hint)[0] if in_list else hint
-    choices = [o for o in _options(element) if o is not type(None)]  # a flag cannot say None
+    kind = next(o for o in _options(element) if o is not type(None))  # a flag cannot say None
 
     def parse(text: str) -> Any:
         try:
             value = _as_type(text, element)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {_type_name(choices[0])}, got '{text}'") from None
+            raise argparse.ArgumentTypeError(f"must be {_type_name(kind)}, got '{text}'") from None
         wrong = problem([value] if in_list else value, hint, spec)
         if wrong:
             raise argparse.ArgumentTypeError(wrong)
