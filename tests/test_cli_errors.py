@@ -26,12 +26,15 @@ def assert_user_error(result, *fragments: str) -> None:
     [
         (["--model", "resnet21"], ["unknown model 'resnet21'", "resnet20"]),
         (["--dataset", "imagenet"], ["unknown dataset 'imagenet'", "cifar10"]),
-        (["--optimizer", "rmsprop"], ["unknown optimizer 'rmsprop'", "sgd"]),
-        (["--schedule", "step"], ["unknown schedule 'step'", "onecycle"]),
-        (["--lr", "0"], ["--lr must be > 0"]),
-        (["--lr", "-0.1"], ["--lr must be > 0"]),
-        (["--lr", "fast"], ["--lr", "'auto'"]),
-        (["--epochs", "0"], ["--epochs must be at least 1"]),
+        (["--optimizer", "rmsprop"], ["--optimizer: must be sgd, adam or adamw, got 'rmsprop'"]),
+        (["--schedule", "step"], ["--schedule: must be constant, onecycle", "got 'step'"]),
+        (["--lr", "0"], ["--lr: must be > 0, got 0.0"]),
+        (["--lr", "-0.1"], ["--lr: must be > 0, got -0.1"]),
+        (["--lr", "fast"], ["--lr: must be a number > 0 or 'auto', got 'fast'"]),
+        (["--epochs", "0"], ["--epochs: must be at least 1, got 0"]),
+        (["--milestones", "0.5", "1.5"], ["--milestones: must each be in (0, 1), got 1.5"]),
+        (["--head", "big"], ["--head: must be compact or classic, got 'big'"]),
+        (["--preset", "slow"], ["unknown training preset 'slow'", "fast"]),
         (["--dataset", "folder:"], ["needs a path"]),
         (["--head", "classic", "--model", "resnet20"], ["no option head"]),
         (["--device", "cpu", "--cuda-graphs"], ["--cuda-graphs needs a CUDA GPU"]),
@@ -39,6 +42,22 @@ def assert_user_error(result, *fragments: str) -> None:
 )
 def test_bad_flags(tmp_path, args, fragments):
     assert_user_error(run_cli("train", "--dataset", "mnist", *args, cwd=tmp_path), *fragments)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["train", "--model", "resnet21"], ["unknown model 'resnet21'"]),
+        (["train", "--dataset", "imagenet"], ["unknown dataset 'imagenet'"]),
+        (["lr-find", "--model", "resnet21"], ["unknown model 'resnet21'"]),
+        (["lr-find", "--steps", "10"], ["--steps: must be at least 20, got 10"]),
+        (["study", "tiny", "--seeds", "0"], ["--seeds: must be at least 1, got 0"]),
+        (["evaluate", "runs/x", "--tta", "crop"], ["--tta: must be none or flip, got 'crop'"]),
+    ],
+)
+def test_bad_names_and_flags_of_every_command_are_refused_before_anything_is_written(tmp_path, args, fragments):
+    assert_user_error(run_cli(*args, cwd=tmp_path), *fragments)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_missing_dataset_lists_expected_files_and_where_it_looked(tmp_path):

@@ -1,6 +1,10 @@
+import dataclasses
+import re
+
 import pytest
 
-from deepernets.config import RunConfig
+from deepernets import study
+from deepernets.config import WHERE_SETTINGS, RunConfig
 from deepernets.errors import UserError
 
 
@@ -17,24 +21,70 @@ def test_yaml_values_are_converted_to_each_settings_type():
         ({"epochs": "ten"}, "epochs must be int"),
         ({"nesterov": "yes"}, "nesterov must be bool"),
         ({"epochs": True}, "epochs must be int"),
-        ({"lr": "fast"}, "--lr must be a positive number or 'auto'"),
+        ({"lr": "fast"}, "--lr must be a number > 0 or 'auto', got 'fast'"),
+        ({"lr": 0}, "--lr must be > 0, got 0.0"),
         ({"image_size": 16, "model": "vgg16"}, "too small for vgg16"),
-        ({"milestones": [1.5]}, "--milestones"),
-        ({"device": "tpu"}, "--device"),
-        ({"ema": 1.0}, "--ema must be a decay in"),
+        ({"milestones": [0.5, 1.5]}, "--milestones must each be in (0, 1), got 1.5"),
+        ({"milestones": 0.5}, "milestones must be list[float]"),
+        ({"device": "tpu"}, "--device must be auto, cpu or cuda[:N], got 'tpu'"),
+        ({"ema": 1.0}, "--ema must be in [0, 1), got 1.0"),
+        ({"momentum": 1}, "--momentum must be in [0, 1), got 1.0"),
+        ({"warmup_epochs": 3, "epochs": 3}, "--warmup-epochs must be below --epochs (3), got 3.0"),
         ({"cutout": 33}, "--cutout must be a square's side from 0 (off) to --image-size 32"),
-        ({"cutout": -1}, "--cutout"),
-        ({"mixup": -0.2}, "--mixup and --cutmix must be >= 0"),
-        ({"cutmix": -1}, "--mixup and --cutmix must be >= 0"),
-        ({"tta": "crop"}, "unknown tta 'crop'"),
+        ({"cutout": -1}, "--cutout must be at least 0, got -1"),
+        ({"mixup": -0.2}, "--mixup must be at least 0, got -0.2"),
+        ({"cutmix": -1}, "--cutmix must be at least 0, got -1.0"),
+        ({"tta": "crop"}, "--tta must be none or flip, got 'crop'"),
+        ({"optimizer": "rmsprop"}, "--optimizer must be sgd, adam or adamw, got 'rmsprop'"),
+        ({"model_options": ["head"]}, "model_options must be dict"),
         ({"colour": "red"}, "unknown setting(s) colour"),
     ],
 )
 def test_bad_settings(values, message):
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UserError, match=re.escape(message)):
         RunConfig.from_dict(values).validate()
 
 
 def test_default_name_uses_the_folder_name_of_a_folder_dataset():
     config = RunConfig(dataset="folder:~/pets/", epochs=3)
     assert config.default_name() == "resnet20-pets-sgd-lr0.1-onecycle-e3-s0"
+
+
+def test_every_setting_has_one_flag_that_overrides_only_when_given():
+    from deepernets import settings
+    from deepernets.cli import build_parser
+    from deepernets.config import ModelOptions
+
+    parser = build_parser()
+    args = parser.parse_args(["train"])
+    assert settings.given(args, RunConfig) == {} and settings.given(args, ModelOptions) == {}
+    declared = [name for name, (_, spec) in settings.specs(RunConfig).items() if spec.flag]
+    assert len(declared) == len(dataclasses.fields(RunConfig)) - 1  # all but model_options, which has --head...
+    args = parser.parse_args(["train", "--weight-decay", "5e-4", "--lr", "auto", "--milestones", "0.3", "0.6",
+                              "--no-download", "--subset", "100", "--small-stem"])  # fmt: skip
+    assert settings.given(args, RunConfig) == {
+        "weight_decay": 5e-4, "lr": "auto", "milestones": [0.3, 0.6], "download": False, "subset": 100,
+    }  # fmt: skip
+    assert settings.given(args, ModelOptions) == {"small_stem": True}
+
+
+def test_flags_go_over_the_preset_over_the_config_file_and_model_options_follow_their_model(tmp_path):
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("model: vgg11\nmodel_options: {head: classic}\nlr: 0.05\nepochs: 3\n")
+    fast = study.run_preset_path("fast")
+    config = RunConfig.from_sources([config_file, fast], {"epochs": 4}, {})
+    assert (config.model_options, config.lr, config.nesterov, config.epochs) == ({"head": "classic"}, 0.1, True, 4)
+    assert RunConfig.from_sources([config_file], {"model": "resnet20"}, {}).model_options == {}
+    assert RunConfig.from_sources([config_file], {}, {"head": "compact"}).model_options == {"head": "compact"}
+
+
+def test_the_settings_that_may_change_on_resume_are_declared_with_their_settings():
+    assert set(WHERE_SETTINGS) == {
+        "data_dir",
+        "download",
+        "device",
+        "compile",
+        "cuda_graphs",
+        "runs_dir",
+        "tensorboard",
+    }

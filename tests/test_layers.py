@@ -13,21 +13,22 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "deepernets"
 # The top-level part of a module's name (`deepernets.<part>...`) and its layer, lowest first.
 LAYER = {
     "errors": 0,
-    "config": 0,
-    "run": 1,
-    "data": 2,
-    "models": 2,
-    "train": 3,
-    "infer": 4,
-    "bench": 4,
-    "study": 4,
-    "report": 4,
-    "cli": 5,
-    "__main__": 6,  # `python -m deepernets` runs the CLI
+    "settings": 1,  # how a setting is declared
+    "config": 2,  # the settings of a run, declared
+    "run": 3,
+    "data": 4,
+    "models": 4,
+    "train": 5,
+    "infer": 6,
+    "bench": 6,
+    "study": 6,
+    "report": 6,
+    "cli": 7,
+    "__main__": 8,  # `python -m deepernets` runs the CLI
 }
 # The report reads run folders: besides its own modules it may use only these.
-REPORT_MAY_IMPORT = {"errors", "config", "run"}
-WITHOUT_TORCH = ("errors", "config", "run", "report")
+REPORT_MAY_IMPORT = {"errors", "settings", "config", "run"}
+WITHOUT_TORCH = ("errors", "settings", "config", "run", "report")
 MAX_LINES = 300
 
 

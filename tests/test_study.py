@@ -41,7 +41,7 @@ def starts(run: Path) -> int:
 
 
 def test_grid_expansion_and_presets(tmp_path):
-    assert {"seed", "seed-quick", "mnist-policies", "tiny"} <= set(study.preset_names())
+    assert {"seed", "seed-quick", "mnist-policies", "tiny"} <= set(study.grid_names())
     grid = study.load_grid("seed")
     planned = study.expand(grid, tmp_path, {}, seeds=2)
     assert len(planned) == 2 * 4 * 2 * 3 * 2
@@ -59,14 +59,34 @@ def test_grid_expansion_and_presets(tmp_path):
 
 def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
     (tmp_path / "short.yaml").write_text("name: short\naxes: {model: [resnet20]}\nlr_finder_steps: 10\n")
-    with pytest.raises(UserError, match="lr_finder_steps 10 is too few"):
+    with pytest.raises(UserError, match="short.yaml: lr_finder_steps must be at least 20, got 10"):
         study.load_grid(str(tmp_path / "short.yaml"))
 
 
-def test_bad_grid_axis(tmp_path):
-    (tmp_path / "bad.yaml").write_text("name: bad\naxes: {colour: [red]}\n")
-    with pytest.raises(UserError, match="axis 'colour'"):
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("axes: {colour: [red]}", "axis 'colour' is not a run setting"),
+        ("axes: {model: resnet20}", "axis 'model' needs a non-empty list"),
+        ("axes: {policy: [fast]}", "policy 'fast' is not defined"),
+        ("base: [epochs]", "grid key base must be dict"),
+        ("seeds: 0", "bad.yaml: seeds must be at least 1, got 0"),
+        ("description: old", "unknown grid key(s) description"),
+    ],
+)
+def test_bad_grid(tmp_path, grid, message):
+    (tmp_path / "bad.yaml").write_text(f"name: bad\n{grid}\n")
+    with pytest.raises(UserError, match=re.escape(message)):
         study.load_grid(str(tmp_path / "bad.yaml"))
+
+
+@pytest.mark.parametrize(("axis", "message"), [("model", "unknown model 'resnet21'"), ("dataset", "unknown dataset")])
+def test_a_grid_naming_an_unknown_model_or_dataset_fails_before_anything_is_written(tmp_path, axis, message):
+    (tmp_path / "bad.yaml").write_text(f"name: bad\naxes: {{{axis}: [resnet21]}}\n")
+    result = run_cli("study", str(tmp_path / "bad.yaml"), cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "runs").exists()
 
 
 def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):

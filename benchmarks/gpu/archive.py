@@ -4,7 +4,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from deepernets.study import DONE
+from deepernets.run.folder import DONE
 
 # What a report and a restart need: no checkpoints, no plots
 ARCHIVED = {

@@ -96,6 +96,6 @@ def tiny_plan() -> Plan:
         worker_counts=[1, 2],
         study_axes={"dataset": ["mnist"], "model": ["resnet20"], "optimizer": ["sgd"]},
         study_overrides={"epochs": 1, "subset": 256, "test_subset": 128},
-        lr_finder_steps=20,  # the fewest a grid may ask for (deepernets.train.lr_finder.MIN_POINTS)
+        lr_finder_steps=20,  # the fewest a grid may ask for (deepernets.config.LR_FINDER_MIN_STEPS)
         threads=1,  # on a busy shared CPU, two threads per process wait on each other: 20-40 times slower
     )

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from deepernets.run.folder import RunDir
-from deepernets.study import DONE, load_grid
+from deepernets.run.folder import DONE, RunDir
+from deepernets.study import load_grid
 from gpu.context import Sitting
 
 # What a sitting keeps of each run's summary.json: enough to count, rate and name the runs

@@ -1,19 +1,15 @@
 """The `deepernets` command: train, evaluate, export, lr-find, predict, models, data (and study, report, bench)."""
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from deepernets import models
-from deepernets.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, RunConfig, dataset_slug, load_yaml
+from deepernets import data, models, settings, study
+from deepernets.config import LRFinderSettings, ModelOptions, RunConfig, dataset_slug
 from deepernets.errors import UserError
-from deepernets.run.folder import RunDir
 from deepernets.train.cpu_speed import keep_freed_memory_mapped
-
-MODEL_OPTION_FLAGS = {"head": "head", "shortcut": "shortcut", "small_stem": "small_stem"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -21,15 +17,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def lr_value(text: str) -> float | str:
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got '{text}'") from None
 
 
 def positive(kind: type) -> Callable[[str], Any]:
@@ -45,98 +32,30 @@ def positive(kind: type) -> Callable[[str], Any]:
     return parse
 
 
-def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Flags for every RunConfig setting; each defaults to None so only the given ones override."""
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """A flag for every run setting and model option; only the flags given override --config and --preset."""
     p.add_argument("--config", help="YAML file of settings (a run's config.yaml reproduces that run)")
-    p.add_argument("--preset", help="named settings applied over --config, under the flags (fast)")
-    p.add_argument("--model", help=f"one of: {', '.join(models.names())}")
-    p.add_argument("--head", choices=["compact", "classic"], help="VGG classifier: 512-512 or the study's 4096-4096")
-    p.add_argument("--shortcut", choices=["A", "B"], help="CIFAR ResNet shortcut: A zero-padding, B projection")
-    p.add_argument("--small-stem", action="store_true", default=None, help="ImageNet ResNet: 3×3 stem, no max-pool")
-    p.add_argument("--dataset", help="mnist, fashion-mnist, cifar10, cifar100 or folder:PATH")
-    p.add_argument("--data-dir", help="where datasets are looked for first (then $DEEPERNETS_DATA, then ./data)")
-    p.add_argument("--no-download", dest="download", action="store_false", default=None)
-    p.add_argument("--image-size", type=int, help="input size in pixels (default 32)")
-    p.add_argument("--subset", type=int, help="train on N images of a fixed shuffle of the training split")
-    p.add_argument("--test-subset", type=int, help="test on N images of a fixed shuffle of the test split")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
-    p.add_argument("--lr", type=lr_value, help="learning rate (peak for one-cycle), or 'auto' for the LR finder")
-    p.add_argument("--lr-pick", help="which LR-finder suggestion --lr auto takes: valley (default), steep, "
-                   "minimum_tenth or minimum")  # fmt: skip
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", help=f"one of: {', '.join(SCHEDULES)}")
-    p.add_argument("--warmup-epochs", type=float, help="cosine: linear warmup length in epochs")
-    p.add_argument("--milestones", type=float, nargs="+", help="multistep: fractions of training (default 0.5 0.75)")
-    p.add_argument("--gamma", type=float, help="multistep and plateau: LR factor (default 0.1)")
-    p.add_argument("--patience", type=int, help="plateau: bad epochs in a row tolerated; the LR drops after one more")
-    p.add_argument("--label-smoothing", type=float)
     p.add_argument(
-        "--ema", type=float, metavar="DECAY", help="also evaluate a moving average of the weights, e.g. 0.999"
+        "--preset",
+        help=f"named settings applied over --config, under the flags ({', '.join(study.run_preset_names())})",
     )
-    p.add_argument("--cutout", type=int, metavar="SIZE", help="zero a SIZE×SIZE square of each training image")
-    p.add_argument("--mixup", type=float, metavar="ALPHA", help="mix training images and labels, Beta(ALPHA, ALPHA)")
-    p.add_argument(
-        "--cutmix",
-        type=float,
-        metavar="ALPHA",
-        help="paste in a box of another training image, area ~ Beta(ALPHA, ALPHA)",
-    )
-    p.add_argument("--tta", choices=TTAS, help="flip: also report test accuracy over each image and its mirror")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto (CUDA, then CPU), cpu or cuda[:N]")
-    p.add_argument("--precision", help=f"one of: {', '.join(PRECISIONS)}")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
-    p.add_argument(
-        "--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
-        help="CUDA only: compile and replay each training step as CUDA graphs (one launch instead of hundreds)",
-    )  # fmt: skip
-    p.add_argument(
-        "--tensorboard", action=argparse.BooleanOptionalAction, default=None,
-        help="also write each epoch's scalars for TensorBoard into RUN/tensorboard/ (needs deepernets[tensorboard])",
-    )  # fmt: skip
-    p.add_argument("--name", help="run folder name (default: made from the settings)")
-    p.add_argument("--runs-dir", help="where run folders go (default runs)")
+    known = {"model": models.names(), "dataset": data.names()}
+    settings.add_flags(p, RunConfig, known=known)
+    settings.add_flags(p.add_argument_group("model options (each for some models only)"), ModelOptions)
 
 
-def run_preset_path(name: str) -> Path:
-    from importlib import resources
-
-    folder = resources.files("deepernets.study.presets") / "runs"
-    names = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
-    if name not in names:
-        raise UserError(f"unknown training preset '{name}'; choose one of: {', '.join(names)}")
-    return Path(str(folder / f"{name}.yaml"))
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    values: dict[str, Any] = load_yaml(args.config) if args.config else {}
-    if getattr(args, "preset", None):
-        values.update(load_yaml(run_preset_path(args.preset)))
-    config = RunConfig.from_dict(values, args.config or args.preset or "defaults")
-    changes = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(RunConfig)
-        if getattr(args, f.name, None) is not None and f.name != "model_options"
-    }
-    options = dict(config.model_options)
-    options.update({key: getattr(args, flag) for key, flag in MODEL_OPTION_FLAGS.items() if getattr(args, flag)})
-    if (
-        "model" in changes
-        and changes["model"] != config.model
-        and not any(getattr(args, f) for f in MODEL_OPTION_FLAGS.values())
-    ):
-        options = {}  # a config's model options belong to its model
-    return config.replace(**changes, model_options=options).validate()
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The run's settings: --config, then --preset over it, then the flags given."""
+    files = [args.config] if args.config else []
+    files += [study.run_preset_path(args.preset)] if args.preset else []
+    config = RunConfig.from_sources(files, settings.given(args, RunConfig), settings.given(args, ModelOptions))
+    return config
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from deepernets.train.fit import train
 
-    summary = train(config_from_args(args), resume=args.resume)
+    summary = train(run_config(args), resume=args.resume)
     return 0 if summary.get("status") in ("finished", None) else 3
 
 
@@ -193,7 +112,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from deepernets.train.lr_finder_run import find_lr
     from deepernets.train.setup import build_local_parts
 
-    config = config_from_args(args)
+    config = run_config(args)
     parts, precision = build_local_parts(config)
     name = config.name or f"lr-find-{config.model}-{dataset_slug(config.dataset)}"
     out = Path(args.out or Path(config.runs_dir) / name)
@@ -253,53 +172,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from deepernets import study
-
     grid = study.load_grid(args.grid)
-    overrides = {
-        key: value
-        for key, value in {
-            "epochs": args.epochs,
-            "subset": args.subset,
-            "test_subset": args.test_subset,
-            "data_dir": args.data_dir,
-            "device": args.device,
-            "precision": args.precision,
-        }.items()
-        if value is not None
-    }
-    # quick versions get their own folder, so they never collide with the full study's runs
-    suffix = "".join(f"-{k[0]}{overrides[k]}" for k in ("epochs", "subset", "test_subset") if k in overrides)
-    study_dir = Path(args.runs_dir or Path("runs") / f"{grid.name}{suffix}")
+    overrides = settings.given(args, RunConfig, study.OVERRIDES)
+    study_dir = Path(args.runs_dir) if args.runs_dir else study.default_folder(grid, overrides)
     shard = study.parse_shard(args.shard)
     if args.dry_run:
-        return dry_run(grid, study_dir, overrides, args.seeds, shard)
+        study.dry_run(grid, study_dir, overrides, args.seeds, shard)
+        return 0
     study.run_study(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
     print(f"next: deepernets report {study_dir}")
-    return 0
-
-
-def dry_run(grid, study_dir: Path, overrides: dict, seeds: int | None, shard: tuple[int, int]) -> int:  # noqa: ANN001
-    from deepernets import study
-    from deepernets.train.device import device_description, resolve_device
-    from deepernets.train.setup import build_local_parts
-    from deepernets.train.speed import measure_speed
-
-    def probe(config: RunConfig) -> study.Probe:
-        fixed = config.replace(lr=0.01)  # `lr: auto` needs no range test just to time a few steps
-        parts, precision = build_local_parts(fixed)
-        speed = measure_speed(parts, fixed, precision)
-        return study.Probe(speed, len(parts.train_batches) * config.batch_size, parts.test_count)
-
-    planned = study.expand(grid, study_dir, overrides, seeds)[shard[0] :: shard[1]]
-    seconds = study.estimate(planned, grid, probe)
-    device = device_description(resolve_device(overrides.get("device", "auto")))
-    print(f"study {grid.name}: {len(planned)} runs into {study_dir} (estimates from a short probe on {device})")
-    for run, t in zip(planned, seconds, strict=True):
-        done = (RunDir(study_dir / run.name).read_summary() or {}).get("status", "")
-        c = run.config
-        print(f"  {run.name:<45} {c.epochs:>3} ep  lr {c.lr!s:<6} {c.schedule:<9} ~{study._duration(t):>8}  {done}")
-    print(f"total ~{study._duration(sum(seconds))} on this device")
     return 0
 
 
@@ -328,7 +209,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("train", help="train one model on one dataset")
-    add_run_options(p)
+    add_run_flags(p)
     p.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.set_defaults(handler=cmd_train)
 
@@ -337,8 +218,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("run_dir")
     p.add_argument("--top", type=positive(int), default=5, help="how many most-confused pairs to show")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--tta", choices=TTAS, default="none", help="flip: also the accuracy over each image and its mirror")
+    settings.add_flags(p, RunConfig, ("device", "tta"), overrides=False)
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("export", help="the run's model as an ONNX or TorchScript file, checked on its test set")
@@ -348,10 +228,8 @@ def build_parser() -> Parser:
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("lr-find", help="LR range test: suggest a learning rate")
-    add_run_options(p)
-    p.add_argument("--start-lr", type=positive(float), default=1e-7)
-    p.add_argument("--end-lr", type=positive(float), default=10.0)
-    p.add_argument("--steps", type=positive(int), default=100)
+    add_run_flags(p)
+    settings.add_flags(p, LRFinderSettings, overrides=False)
     # results go to --runs-dir/--name (default runs/lr-find-MODEL-DATASET); --out, the old way to name that
     # folder itself, still works but is no longer listed
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -361,22 +239,18 @@ def build_parser() -> Parser:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+")
     p.add_argument("--top", type=positive(int), default=3)
-    p.add_argument("--device", default="auto")
+    settings.add_flags(p, RunConfig, ("device",), overrides=False)
     p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("study", help="run a grid of runs (a preset or a grid YAML file), restartably")
-    p.add_argument("grid", help="a preset (seed, seed-quick, mnist-policies, tiny) or a grid YAML file")
-    p.add_argument("--seeds", type=int, help="run every cell N times (seeds 0..N-1)")
-    p.add_argument("--epochs", type=int, help="override the grid's epochs (quick versions)")
-    p.add_argument("--subset", type=int, help="train on N images of each training split")
-    p.add_argument("--test-subset", type=int, help="test on N images of each test split")
+    p.add_argument("grid", help=f"a preset ({', '.join(study.grid_names())}) or a grid YAML file")
+    settings.add_flags(p, study.Grid, ("seeds",), show_defaults=False)
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th run starting at i (split across workers)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their time here")
     p.add_argument("--runs-dir", help="the study folder, where its runs go (default runs/GRID-NAME)")
     p.add_argument("--out", dest="runs_dir", help=argparse.SUPPRESS)  # the old name of --runs-dir
-    p.add_argument("--data-dir")
-    p.add_argument("--device")
-    p.add_argument("--precision")
+    overrides = p.add_argument_group("run settings over the grid's (--epochs, --subset, --test-subset: quick versions)")
+    settings.add_flags(overrides, RunConfig, study.OVERRIDES, show_defaults=False)
     p.set_defaults(handler=cmd_study)
 
     p = sub.add_parser("report", help="report.md and report.html from run folders (a study's, or several)")
@@ -386,10 +260,9 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("bench", help="training images/s: our path against the classic PIL pipeline, and GEMM")
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet44", "vgg13_bn", "vgg16_bn"])
-    p.add_argument("--batch-size", type=int, default=128)
+    settings.add_flags(p, RunConfig, ("batch_size", "device"), overrides=False)
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (after 3 warm-up steps)")
     p.add_argument("--repeats", type=int, default=2, help="A B A B alternations; medians are reported")
-    p.add_argument("--device", default="auto")
     p.add_argument("--out", help="write the results as JSON here")
     p.set_defaults(handler=cmd_bench)
 
@@ -398,7 +271,7 @@ def build_parser() -> Parser:
     p.set_defaults(handler=cmd_models)
 
     p = sub.add_parser("data", help="where each dataset was found and whether its checksums pass")
-    p.add_argument("--data-dir")
+    settings.add_flags(p, RunConfig, ("data_dir",), overrides=False)
     p.set_defaults(handler=cmd_data)
     return parser
 

@@ -1,103 +1,118 @@
-"""RunConfig: one object that fully describes a training run. The CLI, YAML files and the Python API build it."""
+"""Every setting a user can set, each declared once (default, type, help, checks); RunConfig reads and writes YAML.
+
+RunConfig fully describes a training run; the CLI, YAML files and the Python API build it. The command line's flags
+and the YAML checks are derived from these declarations (see settings.py). This module imports neither torch nor the
+model and dataset registries: names of models and datasets are checked where those are built.
+"""
 
 import dataclasses
 import importlib.util
-import types
-import typing
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from deepernets import settings
 from deepernets.errors import UserError
+from deepernets.settings import setting
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "onecycle", "cosine", "multistep", "plateau")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-LR_PICKS = ("valley", "steep", "minimum_tenth", "minimum")  # which LR-finder suggestion `lr: auto` takes
-TTAS = ("none", "flip")  # test-time augmentation reported beside the single-view accuracy
+LR_PICKS = ("valley", "steep", "minimum_tenth", "minimum")  # the LR finder's suggestions, one of which `lr: auto` takes
 FOLDER_PREFIX = "folder:"  # a dataset named folder:PATH is read from an image folder
+LR_FINDER_MIN_STEPS = 20  # fewer points than this cannot show a fall, a minimum and a rise
+
+
+@dataclass
+class LRFinderSettings:
+    """The LR range test's settings: the flags of `deepernets lr-find`, and a study grid's lr_finder_steps."""
+
+    start_lr: float = setting(1e-7, "the range test's first LR", above=0)
+    end_lr: float = setting(10.0, "its last LR; the LR grows exponentially from the first to the last", above=0)
+    steps: int = setting(100, "training steps of the range test, one LR each", minimum=LR_FINDER_MIN_STEPS)
 
 
 @dataclass
 class RunConfig:
-    model: str = "resnet20"
-    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"head": "classic"}, {"shortcut": "B"}
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    download: bool = True
-    image_size: int = 32  # input size; folder datasets are resized to it on load
-    subset: int | None = None  # train on the first N images of a fixed shuffle of the training split
-    test_subset: int | None = None
-    epochs: int = 50
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float | str = 0.1  # a number, or "auto" for the LR finder's suggestion
-    lr_pick: str = "valley"  # which suggestion "auto" takes: valley, steep, minimum_tenth or minimum
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"
-    warmup_epochs: float = 0.0  # cosine: linear warmup length
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # multistep: fractions of training
-    gamma: float = 0.1  # multistep and plateau: LR factor
-    patience: int = 5  # plateau: epochs in a row without a better test loss tolerated; the LR drops after one more
-    label_smoothing: float = 0.0
-    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated beside them (0: off)
-    cutout: int = 0  # side of the square zeroed at a random centre of each training image (0: off)
-    mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) mixing weight (0: off)
-    cutmix: float = 0.0  # alpha of CutMix's Beta(alpha, alpha) mixing weight (0: off)
-    tta: str = "none"  # "flip": also report the accuracy of the image and its mirror, softmax averaged
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    cuda_graphs: bool = False  # CUDA only: compile in "reduce-overhead" mode, which replays each step as CUDA graphs
-    tensorboard: bool = False  # also write each epoch's scalars for TensorBoard into the run folder's tensorboard/
-    name: str | None = None
-    runs_dir: str = "runs"
+    """Everything that makes a training run, saved as its config.yaml."""
+
+    model: str = setting("resnet20", "the model (`deepernets models` lists them)")
+    model_options: dict[str, Any] = setting(
+        {}, "the model's keyword options, e.g. {head: classic} or {shortcut: B} (flags: see ModelOptions)", flag=False
+    )
+    dataset: str = setting("cifar10", "the dataset (folder:PATH: the images in PATH/train/CLASS/ and PATH/test/CLASS/)")
+    data_dir: str | None = setting(
+        None, "where datasets are looked for first (then $DEEPERNETS_DATA, then ./data)", where=True
+    )
+    download: bool = setting(True, "download a dataset that is not found", where=True)
+    image_size: int = setting(32, "input size in pixels; folder datasets are resized to it on load", minimum=8)
+    subset: int | None = setting(None, "train on N images of a fixed shuffle of the training split", minimum=1)
+    test_subset: int | None = setting(None, "test on N images of a fixed shuffle of the test split", minimum=1)
+    epochs: int = setting(50, "epochs to train", minimum=1)
+    batch_size: int = setting(128, "training images per step", minimum=1)
+    optimizer: str = setting("sgd", "the optimizer", choices=("sgd", "adam", "adamw"))
+    lr: float | str = setting(
+        0.1, "learning rate (peak for one-cycle), or 'auto' for the LR finder's suggestion", above=0, choices=("auto",)
+    )
+    lr_pick: str = setting("valley", "which LR-finder suggestion --lr auto takes", choices=LR_PICKS)
+    momentum: float = setting(0.9, "SGD's momentum", minimum=0, below=1)
+    nesterov: bool = setting(False, "SGD with Nesterov momentum")
+    weight_decay: float = setting(5e-4, "weight decay, on weights only (not biases and batch norm)", minimum=0)
+    schedule: str = setting(
+        "onecycle", "the LR schedule", choices=("constant", "onecycle", "cosine", "multistep", "plateau")
+    )
+    warmup_epochs: float = setting(0.0, "cosine: linear warmup length in epochs", minimum=0)
+    milestones: list[float] = setting([0.5, 0.75], "multistep: fractions of training", above=0, below=1)
+    gamma: float = setting(0.1, "multistep and plateau: LR factor", above=0)
+    patience: int = setting(5, "plateau: bad epochs in a row tolerated; the LR drops after one more", minimum=0)
+    label_smoothing: float = setting(0.0, "label smoothing of the training loss", minimum=0, below=1)
+    ema: float = setting(
+        0.0, "also evaluate a moving average of the weights with this decay, e.g. 0.999 (0: off)",
+        minimum=0, below=1, metavar="DECAY",
+    )  # fmt: skip
+    cutout: int = setting(0, "zero a SIZE×SIZE square of each training image (0: off)", minimum=0, metavar="SIZE")
+    mixup: float = setting(
+        0.0, "mix training images and labels, Beta(ALPHA, ALPHA) (0: off)", minimum=0, metavar="ALPHA"
+    )
+    cutmix: float = setting(
+        0.0, "paste in a box of another training image, area ~ Beta(ALPHA, ALPHA) (0: off)", minimum=0,
+        metavar="ALPHA",
+    )  # fmt: skip
+    tta: str = setting(
+        "none", "flip: also report test accuracy over each image and its mirror", choices=("none", "flip")
+    )
+    seed: int = setting(0, "seed of the initialization and of the batches' order and augmentation")
+    device: str = setting(
+        "auto", "auto (CUDA, then CPU), cpu or cuda[:N]", pattern=(r"auto|cpu|cuda(:\d+)?", "auto, cpu or cuda[:N]"),
+        where=True,
+    )  # fmt: skip
+    precision: str = setting(
+        "auto",
+        "auto: bf16 on CUDA and on CPUs with native bf16 (fp16 on older GPUs), else fp32",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    compile: bool = setting(False, "torch.compile the model", where=True)
+    cuda_graphs: bool = setting(
+        False, "CUDA only: compile and replay each training step as CUDA graphs (one launch instead of hundreds)",
+        where=True,
+    )  # fmt: skip
+    tensorboard: bool = setting(
+        False, "also write each epoch's scalars for TensorBoard into RUN/tensorboard/ (needs deepernets[tensorboard])",
+        where=True,
+    )  # fmt: skip
+    name: str | None = setting(None, "run folder name (default: made from the settings)")
+    runs_dir: str = setting("runs", "where run folders go", where=True)
 
     def validate(self) -> "RunConfig":
         """Raise UserError for the first invalid setting; return self so calls can chain."""
-        from deepernets import data, models
-        models.check(self.model, self.model_options)
-        data.check_name(self.dataset)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("lr-pick", self.lr_pick, LR_PICKS)
-        _choice("tta", self.tta, TTAS)
-        if isinstance(self.lr, str):
-            if self.lr != "auto":
-                raise UserError(f"--lr must be a positive number or 'auto', got '{self.lr}'")
-        elif not self.lr > 0:
-            raise UserError(f"--lr must be > 0, got {self.lr}")
-        if self.epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
-        for name in ("subset", "test_subset"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1 or not 0 <= self.label_smoothing < 1:
-            raise UserError("--weight-decay must be >= 0, and --momentum and --label-smoothing in [0, 1)")
-        if self.image_size < (32 if self.model.startswith("vgg") else 8):
+        settings.check(self)
+        if self.model.startswith("vgg") and self.image_size < 32:
             raise UserError(f"--image-size {self.image_size} is too small for {self.model}: use at least 32")
-        if not all(0 < m < 1 for m in self.milestones) or self.gamma <= 0:
-            raise UserError("--milestones must be fractions of training between 0 and 1, and --gamma > 0")
-        if self.patience < 0 or not 0 <= self.warmup_epochs < self.epochs:
-            raise UserError("--patience must be >= 0 and --warmup-epochs in [0, epochs)")
-        if not 0 <= self.ema < 1:
-            raise UserError(f"--ema must be a decay in [0, 1), such as 0.999 (0: off), got {self.ema}")
-        if not 0 <= self.cutout <= self.image_size:
+        if self.warmup_epochs >= self.epochs:
+            raise UserError(f"--warmup-epochs must be below --epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.cutout > self.image_size:
             raise UserError(f"--cutout must be a square's side from 0 (off) to --image-size {self.image_size}, "
                             f"got {self.cutout}")  # fmt: skip
-        if self.mixup < 0 or self.cutmix < 0:
-            raise UserError("--mixup and --cutmix must be >= 0 (the alpha of their Beta distribution; 0: off)")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise UserError(f"--device must be auto, cpu or cuda[:N], got '{self.device}'")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise UserError("--tensorboard needs the tensorboard package: pip install 'deepernets[tensorboard]'")
         return self
@@ -114,53 +129,44 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "RunConfig":
-        """Build from plain values (YAML), converting each to its setting's type: YAML reads 5e-4 as a string."""
-        hints = typing.get_type_hints(cls)
-        unknown = sorted(set(values) - set(hints))
-        if unknown:
-            raise UserError(
-                f"{source}: unknown setting(s) {', '.join(unknown)}; valid ones: {', '.join(sorted(hints))}"
-            )
-        return cls(**{name: _coerce(source, name, value, hints[name]) for name, value in values.items()})
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "RunConfig":
+        """Build from plain values (YAML), each converted to its setting's type; not yet validated."""
+        return cls(**settings.convert(cls, values, source))
+
+    @classmethod
+    def from_sources(
+        cls, files: Sequence[str | Path], flags: Mapping[str, Any], option_flags: Mapping[str, Any]
+    ) -> "RunConfig":
+        """Settings of YAML files, each over those before it, then the flags given over them; validated.
+
+        A file's model options belong to its model: flags that name another model drop them, unless they set
+        options of their own.
+        """
+        values: dict[str, Any] = {}
+        for path in files:
+            values.update(settings.convert(cls, load_yaml(path), str(path)))
+        config = cls(**values)
+        keep = flags.get("model", config.model) == config.model or option_flags
+        options = {**(config.model_options if keep else {}), **option_flags}
+        return config.replace(**flags, model_options=options).validate()
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(source: str, name: str, value: Any, hint: Any) -> Any:
-    options = typing.get_args(hint) if typing.get_origin(hint) in (types.UnionType, typing.Union) else (hint,)
-    for option in options:
-        try:
-            return _convert(value, option)
-        except (TypeError, ValueError):
-            continue
-    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise UserError(f"{source}: setting {name} must be {wanted}, got {value!r}")
+@dataclass
+class ModelOptions:
+    """The models' keyword options that have flags of their own; each applies to some models only."""
+
+    head: str | None = setting(
+        None, "VGG classifier: compact 512-512 or the study's classic 4096-4096", choices=("compact", "classic")
+    )
+    shortcut: str | None = setting(None, "CIFAR ResNet shortcut: A zero-padding, B projection", choices=("A", "B"))
+    small_stem: bool | None = setting(None, "ImageNet ResNet: 3×3 stem, no max-pool")
 
 
-def _convert(value: Any, option: Any) -> Any:
-    """The value as `option`, or TypeError/ValueError; bools are never taken for numbers."""
-    if option is type(None) and value is None:
-        return None
-    if isinstance(value, bool) != (option is bool):
-        raise TypeError
-    if option in (bool, str):
-        if not isinstance(value, option):
-            raise TypeError
-        return value
-    if option in (int, float):
-        return option(str(value) if option is int else value)
-    if typing.get_origin(option) is list:
-        return [float(v) for v in value]
-    if typing.get_origin(option) is dict:
-        return dict(value or {})
-    raise TypeError
-
-
-def _choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise UserError(f"unknown {what} '{value}'; choose one of: {', '.join(allowed)}")
+# May change between a run and its resume, which can move to another machine; a study's plan leaves them out.
+WHERE_SETTINGS = tuple(name for name, (_, spec) in settings.specs(RunConfig).items() if spec.where)
 
 
 def dataset_slug(name: str) -> str:

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from deepernets.report.collect import CellKey, Collection, Planned, Run
+from deepernets.run.folder import DONE
 
 
 def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinished: int = 0) -> str:
@@ -82,7 +83,7 @@ def group(collection: Collection) -> Cells:
         if key is None:  # not started, in a study.json that did not record settings: listed as missing only
             continue
         planned[key] += 1
-        unfinished[key] += run is None or run.status not in ("finished", "diverged")
+        unfinished[key] += run is None or run.status not in DONE
     keys = list(runs) + list(planned)
     return Cells(
         runs=runs,

@@ -17,6 +17,8 @@ from typing import Any
 from deepernets.config import RunConfig, load_yaml
 from deepernets.run import atomic
 
+DONE = ("finished", "diverged")  # end states: a resume leaves such a run as it is, and a study skips it
+
 METRIC_COLUMNS = [
     "epoch",
     "lr",
@@ -65,6 +67,10 @@ class RunDir:
             return json.loads(self.summary_path.read_text())
         except (OSError, ValueError):
             return None
+
+    def status(self) -> str | None:
+        """The status in its summary ("running", "finished", "diverged"), or None before it has one."""
+        return (self.read_summary() or {}).get("status")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic.write_json(self.summary_path, summary)

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from deepernets import data
+from deepernets import data, models
 from deepernets.config import RunConfig
 from deepernets.data.batches import DROPOUT_STREAM, epoch_seed
 from deepernets.data.subset import subset_indices
 from deepernets.errors import UserError
 from deepernets.run import locks
-from deepernets.run.folder import RunDir
+from deepernets.run.folder import DONE, RunDir
 from deepernets.train import artifacts, distributed, evaluate, progress
 from deepernets.train.device import Precision, resolve_precision
 from deepernets.train.lr_finder_run import find_lr
@@ -49,6 +49,8 @@ def train(
     share rank 0's lock.
     """
     config.validate()
+    models.check(config.model, config.model_options)  # the names, which config cannot check; before any file
+    data.check_name(config.dataset)
     # The name is fixed now and saved with the config: a name made from `lr: auto` must still name this run when
     # its config.yaml, which holds the LR the finder chose, is used to resume it.
     config = config.replace(name=config.name or config.default_name())
@@ -84,7 +86,7 @@ def _train(
         raise UserError("--cuda-graphs needs a CUDA GPU; on CPU leave it out")
     config, state = progress.open_run(run, config, resume)
     distributed.barrier(world)  # every rank has checked the run folder before rank 0 writes to it
-    if state is not None and state.get("status") in progress.DONE:
+    if state is not None and state.get("status") in DONE:
         log(f"{run.path} has already {state['status']}")
         return run.read_summary() or {}
     log = artifacts.log_to_run(run, log) if world.is_main else _silent  # log.txt keeps every line the console gets

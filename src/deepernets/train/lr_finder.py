@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepernets.config import LR_FINDER_MIN_STEPS, LRFinderSettings
 from deepernets.data import Batches
 from deepernets.train.device import Precision
 from deepernets.train.optimizers import set_lr
 from deepernets.train.step import train_step
 
-MIN_POINTS = 20  # fewer points than this cannot show a fall, a minimum and a rise
 START_FRACTION = 0.1  # the first tenth of the points (at least 3) sets the starting level and its noise
 MIN_FALL = 0.1  # "clearly fallen": at least 10% below the starting level...
 NOISE_SIGMAS = 3.0  # ...and more than 3 standard deviations of the batch-to-batch loss at the start
@@ -74,9 +74,9 @@ def lr_range_test(
     optimizer: torch.optim.Optimizer,
     batches: Batches,
     precision: Precision,
-    start: float = 1e-7,
-    end: float = 10.0,
-    steps: int = 100,
+    start: float = LRFinderSettings.start_lr,
+    end: float = LRFinderSettings.end_lr,
+    steps: int = LRFinderSettings.steps,
 ) -> LRFinderResult:
     """Run the test and restore the model's and the optimizer's state afterwards."""
     saved_model = copy.deepcopy(model.state_dict())
@@ -129,8 +129,8 @@ def suggest(result: LRFinderResult) -> None:
     """
     raw = np.asarray(result.raw_losses, dtype=np.float64)
     result.losses = moving_average(raw, smoothing_window(len(raw))).tolist()
-    if len(raw) < MIN_POINTS:
-        result.problem = f"only {len(raw)} points were recorded (at least {MIN_POINTS} are needed)"
+    if len(raw) < LR_FINDER_MIN_STEPS:
+        result.problem = f"only {len(raw)} points were recorded (at least {LR_FINDER_MIN_STEPS} are needed)"
         return
     lrs, losses = np.asarray(result.lrs), np.asarray(result.losses)
     head = raw[: max(3, round(START_FRACTION * len(raw)))]
@@ -148,7 +148,7 @@ def suggest(result: LRFinderResult) -> None:
     result.minimum = float(lrs[lowest])
     if result.minimum / 10 >= lrs[first]:
         result.minimum_tenth = result.minimum / 10
-    slopes = np.gradient(losses, np.log(lrs))  # at least MIN_POINTS points here
+    slopes = np.gradient(losses, np.log(lrs))  # at least LR_FINDER_MIN_STEPS points here
     result.steep = float(lrs[first + int(np.argmin(slopes[region]))])
     start, end = longest_descent(losses[region])
     result.valley = float(lrs[first + start + (end - start) // 2])

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from deepernets.config import LR_PICKS, RunConfig
+from deepernets.config import LR_PICKS, LRFinderSettings, RunConfig
 from deepernets.data import Batches
 from deepernets.run import plots
 from deepernets.run.atomic import write_text
@@ -30,7 +30,7 @@ def find_lr(
     It never fails for want of a usable curve: it then falls back (see lr_finder.LRFinderResult.choose) and warns,
     so every rank of a torchrun job comes back with an answer.
     """
-    probe = build_optimizer(model, config, 1e-7)
+    probe = build_optimizer(model, config, LRFinderSettings.start_lr)
     result = lr_range_test(model, probe, batches, precision, **test_options)
     choice = result.choose(config.lr_pick, config.optimizer)
     if out is not None:

@@ -4,16 +4,12 @@ from typing import Any
 
 from torch import nn
 
-from deepernets.config import RunConfig
+from deepernets.config import WHERE_SETTINGS, RunConfig
 from deepernets.data import Dataset
 from deepernets.errors import UserError
-from deepernets.run.folder import RunDir
+from deepernets.run.folder import DONE, RunDir
 from deepernets.train import artifacts, checkpoint
 from deepernets.train.setup import Optimization
-
-DONE = ("finished", "diverged")  # end states: a resume leaves such a run as it is
-# May change between a run and its resume, which can move to another machine.
-WHERE_SETTINGS = ("data_dir", "download", "device", "compile", "cuda_graphs", "runs_dir", "tensorboard")
 
 
 def open_run(run: RunDir, config: RunConfig, resume: bool) -> tuple[RunConfig, dict[str, Any] | None]:

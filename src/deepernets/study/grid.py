@@ -1,0 +1,93 @@
+"""A study's grid: its declaration and YAML file, and its expansion into runs with complete, checked settings."""
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepernets import data, models, settings
+from deepernets.config import LRFinderSettings, RunConfig, dataset_slug, load_yaml
+from deepernets.errors import UserError
+from deepernets.settings import same_as, setting
+from deepernets.study import shipped
+
+# The run settings that `deepernets study` may override for every run of a grid: quick versions, and where to run.
+OVERRIDES = ("epochs", "subset", "test_subset", "data_dir", "device", "precision")
+
+
+@dataclass
+class Grid:
+    """Runs over every combination of the axes' values, `seeds` times each (seeds 0..N-1)."""
+
+    name: str = setting("", "the study's name (default: the grid file's name)")
+    base: dict[str, Any] = setting({}, "run settings that every run shares")
+    axes: dict[str, list[Any]] = setting({}, "run settings, or policy, each with the list of values to try")
+    policies: dict[str, dict[str, Any]] = setting({}, "named bundles of run settings: the values of the policy axis")
+    seeds: int = setting(1, "run every cell N times (seeds 0..N-1)", minimum=1)
+    lr_finder_steps: int = same_as(LRFinderSettings, "steps")  # of the range test that `lr: auto` runs
+
+
+@dataclass
+class PlannedRun:
+    name: str
+    cell: dict[str, Any]  # the axis values, policy and seed that make this run
+    config: RunConfig
+
+
+def load_grid(name_or_path: str) -> Grid:
+    """A shipped preset by name, or a grid YAML file by path."""
+    path = shipped.grid_path(name_or_path)
+    values = settings.convert(Grid, load_yaml(path), str(path), kind="grid key")
+    grid = Grid(**{"name": path.stem, **values})
+    settings.check(grid, lambda key: f"{path}: {key}")
+    fields = settings.specs(RunConfig)
+    for axis, choices in grid.axes.items():
+        if axis != "policy" and axis not in fields:
+            raise UserError(
+                f"{path}: axis '{axis}' is not a run setting; valid ones: policy, {', '.join(sorted(fields))}"
+            )
+        if not isinstance(choices, list) or not choices:
+            raise UserError(f"{path}: axis '{axis}' needs a non-empty list of values")
+    for policy in grid.axes.get("policy", []):
+        if policy not in grid.policies:
+            raise UserError(f"{path}: policy '{policy}' is not defined under policies")
+    return grid
+
+
+def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | None = None) -> list[PlannedRun]:
+    """Every run of the grid, in a fixed order, with its complete and validated RunConfig.
+
+    Models and datasets are checked against their registries here, so that a grid naming an unknown one stops
+    before anything is written.
+    """
+    planned = []
+    axes = list(grid.axes)
+    for values in itertools.product(*grid.axes.values()):
+        for seed in range(seeds or grid.seeds):
+            cell = dict(zip(axes, values, strict=True))
+            run_settings = {**grid.base}
+            for axis, value in cell.items():
+                run_settings.update(grid.policies[value] if axis == "policy" else {axis: value})
+            run_settings.update(overrides)
+            name = "-".join(dataset_slug(str(v)) for v in values) + f"-s{seed}"
+            run_settings.update(seed=seed, name=name, runs_dir=str(study_dir))
+            config = RunConfig.from_dict(run_settings, f"grid {grid.name}").validate()
+            models.check(config.model, config.model_options)
+            data.check_name(config.dataset)
+            planned.append(PlannedRun(name, {**cell, "seed": seed}, config))
+    names = [p.name for p in planned]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"grid {grid.name}: two cells are both named {duplicate}; make the axis values distinct")
+    return planned
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`--shard i/n`: this worker runs every n-th planned run, starting at the i-th."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like i/n (for example 0/2), got '{text}'") from None
+    if not 0 <= index < count:
+        raise UserError(f"--shard {text}: i must be in 0..n-1")
+    return index, count

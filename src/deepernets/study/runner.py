@@ -1,0 +1,92 @@
+"""Run a study: this shard's runs in order, skipping finished ones, resuming broken ones, recording failures."""
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deepernets import data
+from deepernets.errors import UserError
+from deepernets.run import atomic, locks
+from deepernets.run.folder import DONE, RunDir
+from deepernets.study.auto_lr import resolve_lr
+from deepernets.study.estimate import duration
+from deepernets.study.grid import Grid, PlannedRun, expand
+from deepernets.study.plan import write_manifest
+
+
+def run_study(
+    grid: Grid,
+    study_dir: Path,
+    overrides: dict[str, Any],
+    *,
+    seeds: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    log: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Run this shard's share of the grid; return how many runs ended in each state."""
+    from deepernets.train import fit  # training's imports take seconds: only when a study runs
+
+    planned = expand(grid, study_dir, overrides, seeds)
+    mine = planned[shard[0] :: shard[1]]
+    check_data(mine)
+    write_manifest(grid, study_dir, planned)
+    counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0, "failed": 0}
+    started, trained_time, trained = time.time(), 0.0, 0
+    for i, run in enumerate(mine, 1):
+        if RunDir(study_dir / run.name).status() in DONE:
+            counts["skipped"] += 1
+            continue
+        left = (len(mine) - i + 1) * trained_time / trained if trained else math.nan
+        log(f"[{i}/{len(mine)}] {run.name} | elapsed {duration(time.time() - started)} | left {duration(left)}")
+        run_started = time.time()
+        try:
+            config, lr_finder = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
+            summary = fit.train(config, resume=True, log=log, lr_finder=lr_finder)
+        except fit.RunBusy:
+            counts["busy"] += 1
+            log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
+            continue
+        except Exception as e:  # one bad cell must not stop the others: record it, go on, retry it next time
+            counts["failed"] += 1
+            error = " ".join(str(e).split()) or type(e).__name__
+            if not isinstance(e, UserError):  # a bug: name the exception so it can be found
+                error = f"{type(e).__name__}: {error}"
+            record_failure(study_dir, run.name, error)
+            log(f"[{i}/{len(mine)}] {run.name} failed: {error}")
+            continue
+        record_failure(study_dir, run.name, None)
+        trained_time += time.time() - run_started
+        trained += 1
+        counts[summary.get("status", "finished")] += 1
+    log(
+        f"study {grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed, "
+        f"{counts['skipped']} already done, {counts['busy']} run by another worker; "
+        f"{duration(time.time() - started)}; results in {study_dir}"
+    )
+    return counts
+
+
+def check_data(planned: list[PlannedRun]) -> None:
+    """Load every dataset the runs need before the first run starts: a missing or corrupt one stops the study once,
+    with one line, instead of failing every run in turn."""
+    for dataset, data_dir, download, size in dict.fromkeys(
+        (p.config.dataset, p.config.data_dir, p.config.download, p.config.image_size) for p in planned
+    ):
+        data.load(dataset, data_dir, download, size)
+
+
+def record_failure(study_dir: Path, name: str, error: str | None) -> None:
+    """failures.json: the last error of each run that failed and has not finished since (the report lists them)."""
+    path = study_dir / "failures.json"
+    with locks.lock(study_dir / ".failures.lock"):
+        failures = json.loads(path.read_text()) if path.exists() else {}
+        if error is None and name not in failures:
+            return
+        if error is None:
+            del failures[name]
+        else:
+            failures[name] = {"error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic.write_json(path, failures)
