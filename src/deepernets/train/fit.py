@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from deepernets import data, models
+from deepernets import data
 from deepernets.config import RunConfig
 from deepernets.data.batches import DROPOUT_STREAM, epoch_seed
 from deepernets.data.subset import subset_indices
@@ -28,7 +28,7 @@ from deepernets.train.device import Precision, resolve_precision
 from deepernets.train.lr_finder_run import find_lr
 from deepernets.train.optimizers import set_lr
 from deepernets.train.schedules import Schedule
-from deepernets.train.setup import build_optimization, build_parts, wrap_for_training
+from deepernets.train.setup import build_optimization, build_parts, check_names, wrap_for_training
 from deepernets.train.step import train_step
 from deepernets.train.tensorboard_log import EpochScalars
 
@@ -49,8 +49,7 @@ def train(
     share rank 0's lock.
     """
     config.validate()
-    models.check(config.model, config.model_options)  # the names, which config cannot check; before any file
-    data.check_name(config.dataset)
+    check_names(config)
     # The name is fixed now and saved with the config: a name made from `lr: auto` must still name this run when
     # its config.yaml, which holds the LR the finder chose, is used to resume it.
     config = config.replace(name=config.name or config.default_name())

@@ -29,7 +29,14 @@ class Parts:
     test_count: int
 
 
+def check_names(config: RunConfig) -> None:
+    """The model's and the dataset's names, which config cannot check (it imports no registry): before any file."""
+    models.check(config.model, config.model_options)
+    data.check_name(config.dataset)
+
+
 def build_parts(config: RunConfig, world: distributed.World, precision: Precision) -> Parts:
+    check_names(config)
     if not world.is_main:
         distributed.barrier(world)  # rank 0 finds (or downloads) the data first; the others then read it
     dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
