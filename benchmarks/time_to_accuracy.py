@@ -35,16 +35,17 @@ def time_to_accuracy(
     epochs: int,
     device: str = "auto",
     extra_args: tuple[str, ...] = (),
+    preset: str = "fast",
     timeout: float | None = None,
     output: Any = None,
 ) -> dict[str, Any]:
-    """Train `model` on `dataset` for `epochs` with the fast preset in a subprocess and time it end to end.
+    """Train `model` on `dataset` for `epochs` with a run preset in a subprocess and time it end to end.
 
     `extra_args` go to `deepernets train` (such as --cuda-graphs, or --subset for a quick check); `output` takes
     the run's console output (a file; default: this process's). subprocess.TimeoutExpired after `timeout` s.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "deepernets", "train", "--preset", "fast", "--model", model,
+        command = [sys.executable, "-m", "deepernets", "train", "--preset", preset, "--model", model,
                    "--dataset", dataset, "--epochs", str(epochs), "--device", device,
                    "--runs-dir", tmp, "--name", "tta", *extra_args]  # fmt: skip
         started = time.perf_counter()
@@ -62,7 +63,7 @@ def time_to_accuracy(
         "settings": {
             "model": model,
             "dataset": dataset,
-            "preset": "fast",
+            "preset": preset,
             "epochs": epochs,
             "target": target,
             "precision": summary["precision"],

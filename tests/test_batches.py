@@ -33,6 +33,31 @@ def test_random_crop_flip_writes_channels_last_with_the_same_pixels():
     assert torch.equal(nchw, nhwc)
 
 
+def test_shift_moves_digits_without_ever_mirroring_them_and_only_in_training():
+    images = torch.randint(0, 256, (200, 1, 28, 28), dtype=torch.uint8)
+    batches = Batches(images, torch.zeros(200, dtype=torch.int64), 200, mean=(0.0,), std=(1 / 255,), size=28,
+                      augment="none", shift=2, train=True)  # fmt: skip
+    (out, _), padded = next(iter(batches)), torch.nn.functional.pad(images[batches.order()], (2, 2, 2, 2))
+    offsets = set()
+    for i in range(len(images)):
+        windows = {(dy, dx): padded[i, :, dy : dy + 28, dx : dx + 28].float() for dy in range(5) for dx in range(5)}
+        found = [at for at, w in windows.items() if torch.equal(out[i], w)]
+        assert found, "each image is a shifted window of itself, never a mirrored one"
+        offsets.update(found)
+    assert len(offsets) > 15  # the shifts are spread over the 5×5 offsets
+    test = Batches(images, torch.zeros(200, dtype=torch.int64), 200, mean=(0.0,), std=(1 / 255,), size=28,
+                   augment="none", shift=2)  # fmt: skip
+    assert torch.equal(next(iter(test))[0], images.float())
+
+
+def test_shift_zero_turns_off_the_crop_of_cifar_like_data_but_keeps_its_flip():
+    batches = make(train=True, augment="crop-flip", shift=0)
+    x, _ = next(iter(batches))
+    source = batches.images[batches.order()[:16]].float()
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(x, source, strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(x, source, strict=True))
+
+
 def test_training_batches_are_deterministic_per_epoch_and_differ_between_epochs():
     a, b = make(train=True, augment="crop-flip", seed=3), make(train=True, augment="crop-flip", seed=3)
     a.set_epoch(2)

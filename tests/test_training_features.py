@@ -136,3 +136,4 @@ def test_the_features_are_off_by_default_and_name_the_run_when_on():
     assert config.default_name() == "resnet20-cifar10-sgd-lr0.1-onecycle-e3-s0"
     on = config.replace(ema=0.999, cutout=16, mixup=0.2, cutmix=1.0, tta="flip")
     assert on.default_name() == "resnet20-cifar10-sgd-lr0.1-onecycle-e3-s0-ema0.999-cutout16-mixup0.2-cutmix1.0-ttaflip"
+    assert config.shift is None and config.replace(shift=0).default_name().endswith("-e3-s0-shift0")

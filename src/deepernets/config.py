@@ -70,6 +70,10 @@ class RunConfig:
         0.0, "also evaluate a moving average of the weights with this decay, e.g. 0.999 (0: off)",
         minimum=0, below=1, metavar="DECAY",
     )  # fmt: skip
+    shift: int | None = setting(
+        None, "shift training images by up to PIXELS, zero filled (default: 4 for CIFAR-like data, which is also "
+        "mirrored; 0 for digits, which never are)", minimum=0, metavar="PIXELS",
+    )  # fmt: skip
     cutout: int = setting(0, "zero a SIZE×SIZE square of each training image (0: off)", minimum=0, metavar="SIZE")
     mixup: float = setting(
         0.0, "mix training images and labels, Beta(ALPHA, ALPHA) (0: off)", minimum=0, metavar="ALPHA"
@@ -123,6 +127,7 @@ class RunConfig:
         # the optional training features name themselves only when on, so plain runs keep their names
         extras = {"ema": self.ema, "cutout": self.cutout, "mixup": self.mixup, "cutmix": self.cutmix}
         name += "".join(f"-{key}{value}" for key, value in extras.items() if value)
+        name += "" if self.shift is None else f"-shift{self.shift}"  # 0 is a choice too: no shift at all
         return name + ("" if self.tta == "none" else f"-tta{self.tta}")
 
     def to_dict(self) -> dict[str, Any]:
