@@ -30,7 +30,7 @@ def recipe(preset: str, model: str, seeds: list[int], device: str = "auto") -> d
         "benchmark": "recipe",
         "device": run["device"],
         "versions": run["versions"],
-        "settings": {**run["settings"], "seeds": seeds},
+        "settings": {**{k: v for k, v in run["settings"].items() if k != "extra_args"}, "seeds": seeds},
         "final_test_acc_mean": round(mean, 3),
         "final_test_acc_std": round(statistics.stdev(finals), 3) if len(finals) > 1 else None,
         "target": targets[model],
