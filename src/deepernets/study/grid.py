@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepernets import data, models, settings
+from deepernets import settings
 from deepernets.config import LRFinderSettings, RunConfig, dataset_slug, load_yaml
 from deepernets.errors import UserError
 from deepernets.settings import same_as, setting
@@ -60,6 +60,8 @@ def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | 
     Models and datasets are checked against their registries here, so that a grid naming an unknown one stops
     before anything is written.
     """
+    from deepernets.train.setup import check_names  # the registries' checks; training's imports only when needed
+
     planned = []
     axes = list(grid.axes)
     for values in itertools.product(*grid.axes.values()):
@@ -72,8 +74,7 @@ def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | 
             name = "-".join(dataset_slug(str(v)) for v in values) + f"-s{seed}"
             run_settings.update(seed=seed, name=name, runs_dir=str(study_dir))
             config = RunConfig.from_dict(run_settings, f"grid {grid.name}").validate()
-            models.check(config.model, config.model_options)
-            data.check_name(config.dataset)
+            check_names(config)
             planned.append(PlannedRun(name, {**cell, "seed": seed}, config))
     names = [p.name for p in planned]
     if len(set(names)) != len(names):
