@@ -1,5 +1,6 @@
 """Studies on real MNIST subsets: the report matches the runs, and restarts and parallel workers run each run once."""
 
+import dataclasses
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from deepernets.errors import UserError
 
 GRID = """
 name: {name}
+about: a check of two policies, on 1,024 images
 base: {{epochs: 2, batch_size: 64, subset: 1024, test_subset: 500, data_dir: {data}}}
 axes:
   dataset: [mnist]
@@ -57,6 +59,25 @@ def test_grid_expansion_and_presets(tmp_path):
         study.parse_shard("3/3")
 
 
+def test_a_setting_may_take_one_value_per_value_of_an_axis(tmp_path):
+    (tmp_path / "per.yaml").write_text(
+        "axes: {dataset: [mnist, cifar10], optimizer: [sgd, adam], policy: [constant]}\n"
+        "base: {subset: {per: dataset, mnist: 600, cifar10: 900}}\n"
+        "policies: {constant: {schedule: constant, lr: {per: optimizer, sgd: 0.05, adam: 0.001}}}\n"
+    )
+    grid = study.load_grid(str(tmp_path / "per.yaml"))
+    planned = study.expand(grid, tmp_path, {})
+    got = {(p.cell["dataset"], p.cell["optimizer"]): (p.config.subset, p.config.lr) for p in planned}
+    assert got == {
+        ("mnist", "sgd"): (600, 0.05),
+        ("mnist", "adam"): (600, 0.001),
+        ("cifar10", "sgd"): (900, 0.05),
+        ("cifar10", "adam"): (900, 0.001),
+    }
+    overridden = study.expand(grid, tmp_path, {"subset": 50})
+    assert {p.config.subset for p in overridden} == {50}
+
+
 def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
     (tmp_path / "short.yaml").write_text("name: short\naxes: {model: [resnet20]}\nlr_finder_steps: 10\n")
     with pytest.raises(UserError, match="short.yaml: lr_finder_steps must be at least 20, got 10"):
@@ -72,6 +93,12 @@ def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
         ("base: [epochs]", "grid key base must be dict"),
         ("seeds: 0", "bad.yaml: seeds must be at least 1, got 0"),
         ("description: old", "unknown grid key(s) description"),
+        ("axes: {model: [resnet20]}\nbase: {lr: {per: colour, red: 1}}", "base: lr: 'per: colour' names no axis"),
+        ("axes: {optimizer: [sgd, adam]}\nbase: {lr: {per: optimizer, sgd: 0.1}}", "(no value for adam)"),
+        (
+            "axes: {policy: [p], optimizer: [sgd]}\npolicies: {p: {lr: {per: optimizer, sgd: 1, adamw: 2}}}",
+            "policy p: lr: one value per optimizer is needed (adamw is not a value of it)",
+        ),
     ],
 )
 def test_bad_grid(tmp_path, grid, message):
@@ -97,6 +124,7 @@ def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
     report = run_cli("report", "st", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "st/report.md").read_text()
+    assert "Study g: a check of two policies, on 1,024 images" in md
     rows = {
         line.split(" | ")[0].strip("| "): line
         for line in md.splitlines()
@@ -291,3 +319,39 @@ def test_every_command_names_the_folder_of_runs_runs_dir(command, capsys):
     assert "--runs-dir" in usage and "--out" not in usage
     if command == "study":  # the old flag still works, unlisted
         assert build_parser().parse_args(["study", "tiny", "--out", "old"]).runs_dir == "old"
+
+
+def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
+    from deepernets.study import budget
+    from deepernets.study.estimate import Probe, cached
+
+    (tmp_path / "b.yaml").write_text(
+        "budget: 2m\naxes: {dataset: [mnist, cifar10], model: [resnet20, resnet44]}\n"
+        "base: {epochs: 2, batch_size: 50, test_subset: 300, subset: {per: dataset, mnist: 1000, cifar10: 3000}}\n"
+    )
+    grid = study.load_grid(str(tmp_path / "b.yaml"))
+    planned = study.expand(grid, tmp_path, {})
+    probed = []
+
+    def probe(config):  # resnet44 trains at half resnet20's speed; no training needed to test the arithmetic
+        probed.append(config.model)
+        return Probe(images_per_s=100.0 if config.model == "resnet20" else 50.0, split_images=50_000, test_images=300)
+
+    sized = budget.fit(planned, grid, tmp_path, cached(probe), lambda line: None)
+    assert sorted(probed) == ["resnet20", "resnet20", "resnet44", "resnet44"]  # one probe per model and dataset
+    factor = json.loads((tmp_path / "budget.json").read_text())["factor"]
+    # 120 s less 4 runs' overhead and their evaluation (2 epochs × 300 images at 3× speed), over the training
+    evaluation = 2 * 300 / 3 * (2 / 100 + 2 / 50)
+    training = 2 * (1000 + 3000) * (1 / 100 + 1 / 50)
+    assert factor == pytest.approx((120 - 4 * budget.RUN_OVERHEAD_S - evaluation) / training, rel=0.02)
+    assert {(p.config.dataset, p.config.subset) for p in sized} == {
+        ("mnist", round(1000 * factor, -2)),
+        ("cifar10", round(3000 * factor, -2)),
+    }
+    again = budget.fit(planned, grid, tmp_path, cached(probe), lambda line: None)  # a restart: no new probe
+    assert len(probed) == 4 and [p.config for p in again] == [p.config for p in sized]
+
+    short = dataclasses.replace(grid, budget="20s")
+    with pytest.raises(UserError, match=r"--budget 20s is too short for study b here: give it at least"):
+        budget.fit(planned, short, tmp_path, cached(probe), lambda line: None)
+    assert budget.seconds("1.5h") == 5400 and budget.seconds("90") == 90

@@ -1,6 +1,7 @@
 """The `deepernets` command: train, evaluate, export, lr-find, predict, models, data (and study, report, bench)."""
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -173,6 +174,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_study(args: argparse.Namespace) -> int:
     grid = study.load_grid(args.grid)
+    if args.budget is not None:
+        grid = dataclasses.replace(grid, budget=args.budget)
     overrides = settings.given(args, RunConfig, study.OVERRIDES)
     study_dir = Path(args.runs_dir) if args.runs_dir else study.default_folder(grid, overrides)
     shard = study.parse_shard(args.shard)
@@ -244,7 +247,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("study", help="run a grid of runs (a preset or a grid YAML file), restartably")
     p.add_argument("grid", help=f"a preset ({', '.join(study.grid_names())}) or a grid YAML file")
-    settings.add_flags(p, study.Grid, ("seeds",), show_defaults=False)
+    settings.add_flags(p, study.Grid, ("seeds", "budget"), show_defaults=False)
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th run starting at i (split across workers)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their time here")
     p.add_argument("--runs-dir", help="the study folder, where its runs go (default runs/GRID-NAME)")

@@ -187,6 +187,17 @@ def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:
     return next(siblings, None)
 
 
+def read_abouts(folders: list[Path]) -> dict[str, str]:
+    """What each study under the folders is (its grid's `about`), by study name, for studies that say."""
+    abouts = {}
+    for folder in folders:
+        for manifest in sorted(folder.rglob("study.json")):
+            grid = json.loads(manifest.read_text()).get("grid", {})
+            if grid.get("about"):
+                abouts[grid.get("name") or manifest.parent.name] = grid["about"]
+    return abouts
+
+
 def read_failures(folders: list[Path]) -> dict[str, str]:
     """The last error of each failed run, from its study's failures.json, by the run's label (study/run)."""
     errors = {}

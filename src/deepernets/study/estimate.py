@@ -15,7 +15,7 @@ from deepernets.study.grid import Grid, PlannedRun, expand
 @dataclass
 class Probe:
     images_per_s: float  # training speed measured over a few real steps
-    train_images: int
+    split_images: int  # the whole training split: a larger subset is all of it
     test_images: int
 
 
@@ -28,10 +28,13 @@ def dry_run(
     log: Callable[[str], None] = print,
 ) -> None:
     """List this shard's runs with the time each should take here, and their status if they have one."""
+    from deepernets.study import budget
     from deepernets.train.device import device_description, resolve_device  # training's imports take seconds
 
-    planned = expand(grid, study_dir, overrides, seeds)[shard[0] :: shard[1]]
-    seconds = estimate(planned, grid, probe)
+    probe_once = cached(probe)
+    planned = budget.fit(expand(grid, study_dir, overrides, seeds), grid, study_dir, probe_once, log, save=False)
+    planned = planned[shard[0] :: shard[1]]
+    seconds = estimate(planned, grid, probe_once)
     device = device_description(resolve_device(overrides.get("device", "auto")))
     log(f"study {grid.name}: {len(planned)} runs into {study_dir} (estimates from a short probe on {device})")
     for run, t in zip(planned, seconds, strict=True):
@@ -49,30 +52,47 @@ def probe(config: RunConfig) -> Probe:
     fixed = config.replace(lr=0.01)  # `lr: auto` needs no range test just to time a few steps
     parts, precision = build_local_parts(fixed)
     speed = measure_speed(parts, fixed, precision)
-    return Probe(speed, len(parts.train_batches) * config.batch_size, parts.test_count)
+    return Probe(speed, len(parts.dataset.train_labels), parts.test_count)
+
+
+def cached(probe: Callable[[RunConfig], Probe]) -> Callable[[RunConfig], Probe]:
+    """The probe, run once for all the runs that train alike (a subset changes how long, not how fast)."""
+    probes: dict[tuple, Probe] = {}
+
+    def probe_once(c: RunConfig) -> Probe:
+        key = (c.model, c.dataset, c.image_size, c.test_subset, c.batch_size, c.precision, str(c.model_options))
+        if key not in probes:
+            probes[key] = probe(c)
+        return probes[key]
+
+    return probe_once
 
 
 def estimate(planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe]) -> list[float]:
-    """Seconds each run should take here: epochs × (train + test images) at the probed training speed.
+    """Seconds each run should take here: its training plus everything else (see `estimate_parts`)."""
+    return [train + other for train, other in estimate_parts(planned, grid, probe)]
 
-    Evaluation is counted at three times the training speed (forward only). The first run of each LR-finder
-    key also carries that range test. Runs that train alike share one probe.
+
+def estimate_parts(
+    planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe]
+) -> list[tuple[float, float]]:
+    """Each run's seconds here in two parts: training (epochs × training images at the probed speed), and the rest.
+
+    The rest is evaluation, counted at three times the training speed (forward only), and, for the first run of
+    each LR-finder key, that range test. Pass a `cached` probe, so that runs that train alike share one.
     """
-    probes: dict[tuple, Probe] = {}
     finders: set[str] = set()
-    seconds = []
+    parts = []
     for run in planned:
         c = run.config
-        key = (c.model, c.dataset, c.subset, c.test_subset, c.batch_size, c.precision, str(c.model_options))
-        if key not in probes:
-            probes[key] = probe(c)
-        p = probes[key]
-        t = c.epochs * (p.train_images + p.test_images / 3) / p.images_per_s
+        p = probe(c)
+        train_images = min(c.subset or p.split_images, p.split_images) // c.batch_size * c.batch_size
+        other = c.epochs * p.test_images / 3 / p.images_per_s
         if c.lr == "auto" and lr_finder_key(c) not in finders:
             finders.add(lr_finder_key(c))
-            t += grid.lr_finder_steps * c.batch_size / p.images_per_s
-        seconds.append(t)
-    return seconds
+            other += grid.lr_finder_steps * c.batch_size / p.images_per_s
+        parts.append((c.epochs * train_images / p.images_per_s, other))
+    return parts
 
 
 def duration(seconds: float) -> str:

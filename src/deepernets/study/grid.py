@@ -20,10 +20,20 @@ class Grid:
     """Runs over every combination of the axes' values, `seeds` times each (seeds 0..N-1)."""
 
     name: str = setting("", "the study's name (default: the grid file's name)")
-    base: dict[str, Any] = setting({}, "run settings that every run shares")
+    about: str = setting("", "what the study is, and how it differs from the one it reduces; its report opens with it")
+    base: dict[str, Any] = setting(
+        {}, "run settings that every run shares; a value may differ by axis: {per: AXIS, VALUE: setting, ...}"
+    )
     axes: dict[str, list[Any]] = setting({}, "run settings, or policy, each with the list of values to try")
     policies: dict[str, dict[str, Any]] = setting({}, "named bundles of run settings: the values of the policy axis")
     seeds: int = setting(1, "run every cell N times (seeds 0..N-1)", minimum=1)
+    budget: str = setting(
+        "",
+        "fit the whole study into this time on this machine (e.g. 15m, 1h, 900s): every run's subset is scaled by "
+        "one factor, chosen from a short probe of the speed (default: the subsets as given)",
+        pattern=(r"|\d+(\.\d+)?[smh]?", "a time such as 900s, 15m or 1.5h"),
+        metavar="TIME",
+    )
     lr_finder_steps: int = same_as(LRFinderSettings, "steps")  # of the range test that `lr: auto` runs
 
 
@@ -51,7 +61,28 @@ def load_grid(name_or_path: str) -> Grid:
     for policy in grid.axes.get("policy", []):
         if policy not in grid.policies:
             raise UserError(f"{path}: policy '{policy}' is not defined under policies")
+    for where, bundle in [("base", grid.base), *((f"policy {k}", v) for k, v in grid.policies.items())]:
+        for key, value in bundle.items():
+            if is_per_axis(value):
+                check_per_axis(value, grid.axes, f"{path}: {where}: {key}")
     return grid
+
+
+def is_per_axis(value: Any) -> bool:
+    """A setting given one value per value of an axis: {per: optimizer, sgd: 0.05, adam: 0.001}."""
+    return isinstance(value, dict) and "per" in value
+
+
+def check_per_axis(value: dict[Any, Any], axes: dict[str, list[Any]], where: str) -> None:
+    axis = value["per"]
+    if axis not in axes:
+        raise UserError(f"{where}: 'per: {axis}' names no axis of this grid; its axes: {', '.join(axes)}")
+    given = set(value) - {"per"}
+    missing = [str(v) for v in axes[axis] if v not in given]
+    extra = sorted(str(v) for v in given - set(axes[axis]))
+    if missing or extra:
+        problem = f"no value for {', '.join(missing)}" if missing else f"{', '.join(extra)} is not a value of it"
+        raise UserError(f"{where}: one value per {axis} is needed ({problem})")
 
 
 def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | None = None) -> list[PlannedRun]:
@@ -70,6 +101,7 @@ def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | 
             run_settings = {**grid.base}
             for axis, value in cell.items():
                 run_settings.update(grid.policies[value] if axis == "policy" else {axis: value})
+            run_settings = {k: v[cell[v["per"]]] if is_per_axis(v) else v for k, v in run_settings.items()}
             run_settings.update(overrides)
             name = "-".join(dataset_slug(str(v)) for v in values) + f"-s{seed}"
             run_settings.update(seed=seed, name=name, runs_dir=str(study_dir))

@@ -11,6 +11,7 @@ from deepernets import data
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
 from deepernets.run.folder import DONE, RunDir
+from deepernets.study import budget, estimate
 from deepernets.study.auto_lr import resolve_lr
 from deepernets.study.estimate import duration
 from deepernets.study.grid import Grid, PlannedRun, expand
@@ -30,8 +31,9 @@ def run_study(
     from deepernets.train import fit  # training's imports take seconds: only when a study runs
 
     planned = expand(grid, study_dir, overrides, seeds)
+    check_data(planned[shard[0] :: shard[1]])
+    planned = budget.fit(planned, grid, study_dir, estimate.cached(estimate.probe), log)
     mine = planned[shard[0] :: shard[1]]
-    check_data(mine)
     write_manifest(grid, study_dir, planned)
     counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0, "failed": 0}
     started, trained_time, trained = time.time(), 0.0, 0

@@ -1,0 +1,78 @@
+"""A study sized to a time budget (`budget: 15m` in a grid, or `--budget`): every run's training subset is scaled by
+one factor, chosen from a short probe of the speed here, so that the whole study should take that long on this
+machine. The factor is kept in the study folder's budget.json, so a restarted study plans the same runs."""
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from deepernets.config import RunConfig
+from deepernets.errors import UserError
+from deepernets.run import atomic, locks
+from deepernets.study.estimate import Probe, duration, estimate_parts
+from deepernets.study.grid import Grid, PlannedRun
+
+# Seconds each run takes besides its training and evaluation steps: building the model, writing its folder, its
+# plots and its checkpoint. Measured on the 2-core Xeon: about 2 s; counted generously.
+RUN_OVERHEAD_S = 3.0
+UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def seconds(budget: str) -> float:
+    """900, 900s, 15m or 1.5h as seconds (the grid's declaration has already checked the form)."""
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", budget).groups()
+    return float(number) * UNITS[unit]
+
+
+def fit(
+    planned: list[PlannedRun],
+    grid: Grid,
+    study_dir: Path,
+    probe: Callable[[RunConfig], Probe],
+    log: Callable[[str], None],
+    save: bool = True,
+) -> list[PlannedRun]:
+    """The planned runs with their subsets scaled to fit `grid.budget` here; unchanged when there is no budget.
+
+    The factor is measured once per study folder and budget; `save=False` (a dry run) measures without keeping it.
+    """
+    if not grid.budget:
+        return planned
+    path = study_dir / "budget.json"
+    with locks.lock(study_dir / ".budget.lock"):
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        if kept.get("budget") == grid.budget:
+            factor = kept["factor"]
+        else:
+            factor = _measure_factor(planned, grid, probe, log)
+            if save:
+                atomic.write_json(path, {"budget": grid.budget, "factor": factor, "time": time.strftime("%Y-%m-%d")})
+    sized = [scaled(run, factor) for run in planned]
+    images = sorted({(r.config.dataset, r.config.subset) for r in sized})
+    log(f"budget {grid.budget}: training subsets ×{factor:.2f}: " + ", ".join(f"{d} {n:,}" for d, n in images))
+    return sized
+
+
+def _measure_factor(
+    planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe], log: Callable[[str], None]
+) -> float:
+    if any(run.config.subset is None for run in planned):
+        raise UserError(f"grid {grid.name}: a budget scales each run's subset, so every run needs one (base: subset)")
+    log(f"budget {grid.budget}: probing the speed of each model here")
+    started = time.time()
+    parts = estimate_parts(planned, grid, probe)
+    left = seconds(grid.budget) - (time.time() - started) - RUN_OVERHEAD_S * len(planned)
+    left -= sum(other for _, other in parts)
+    training = sum(train for train, _ in parts)
+    if left <= 0.05 * training:
+        needed = duration(training * 0.05 + seconds(grid.budget) - left)
+        raise UserError(f"--budget {grid.budget} is too short for study {grid.name} here: give it at least {needed}")
+    return left / training
+
+
+def scaled(run: PlannedRun, factor: float) -> PlannedRun:
+    """The run with its subset scaled, in whole hundreds of images and never below one batch."""
+    subset = max(run.config.batch_size, round(run.config.subset * factor, -2))
+    return PlannedRun(run.name, run.cell, run.config.replace(subset=int(subset)))
