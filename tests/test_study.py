@@ -54,6 +54,14 @@ def test_grid_expansion_and_presets(tmp_path):
     assert all(p.config.lr == "auto" and p.config.schedule == "onecycle" for p in scheduler)
     quick = study.expand(grid, tmp_path, {"epochs": 1, "subset": 100})
     assert all(p.config.epochs == 1 and p.config.subset == 100 for p in quick)
+    main_job = study.load_grid("seed-quick")
+    cells = {
+        (p.cell["dataset"], p.cell["optimizer"], p.cell["policy"]): p.config
+        for p in study.expand(main_job, tmp_path, {})
+    }
+    assert len(cells) == 8 and main_job.budget == "14m" and "deepernets study seed" in main_job.about
+    assert cells[("mnist", "adam", "constant")].lr == 0.001 and cells[("cifar10", "sgd", "one-cycle")].lr == 0.05
+    assert cells[("mnist", "sgd", "constant")].image_size == 28 and cells[("cifar10", "sgd", "constant")].shift == 0
     assert study.parse_shard("1/3") == (1, 3)
     with pytest.raises(UserError):
         study.parse_shard("3/3")
