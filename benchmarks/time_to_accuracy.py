@@ -85,12 +85,13 @@ if __name__ == "__main__":
     parser.add_argument("dataset", choices=sorted(TASKS))
     parser.add_argument("--epochs", type=int, help="override the fixed budget (then the result is not the benchmark's)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, help="the JSON file (default: results/time_to_accuracy-DATASET-KIND.json)")
     args = parser.parse_args()
     model, target, epochs = TASKS[args.dataset]
     epochs = args.epochs or epochs
     result = time_to_accuracy(model, args.dataset, target, epochs, args.device)
     device_kind = "cpu" if "CPU" in result["device"] else "cuda"
-    out = RESULTS / f"time_to_accuracy-{args.dataset}-{device_kind}.json"
+    out = args.out or RESULTS / f"time_to_accuracy-{args.dataset}-{device_kind}.json"
     atomic.write_json(out, result)
     final, wall = result["final_test_acc"], result["wall_time_s"]
     verdict = "reached" if result["reached"] else "NOT reached"

@@ -59,7 +59,7 @@ def test_grid_expansion_and_presets(tmp_path):
         (p.cell["dataset"], p.cell["optimizer"], p.cell["policy"]): p.config
         for p in study.expand(main_job, tmp_path, {})
     }
-    assert len(cells) == 8 and main_job.budget == "14m" and "deepernets study seed" in main_job.about
+    assert len(cells) == 8 and main_job.budget == "12m" and "deepernets study seed" in main_job.about
     assert cells[("mnist", "adam", "constant")].lr == 0.001 and cells[("cifar10", "sgd", "one-cycle")].lr == 0.05
     assert cells[("mnist", "sgd", "constant")].image_size == 28 and cells[("cifar10", "sgd", "constant")].shift == 0
     assert study.parse_shard("1/3") == (1, 3)
