@@ -359,7 +359,12 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     again = budget.fit(planned, grid, tmp_path, cached(probe), lambda line: None)  # a restart: no new probe
     assert len(probed) == 4 and [p.config for p in again] == [p.config for p in sized]
 
+    other = dataclasses.replace(grid, budget="3m")
+    with pytest.raises(UserError, match=r"sized to a budget of 2m: run it with that budget, or give a budget of 3m"):
+        budget.fit(planned, other, tmp_path, cached(probe), lambda line: None)
+    assert json.loads((tmp_path / "budget.json").read_text())["budget"] == "2m"  # the folder's sizing is kept
+
     short = dataclasses.replace(grid, budget="20s")
     with pytest.raises(UserError, match=r"--budget 20s is too short for study b here: give it at least"):
-        budget.fit(planned, short, tmp_path, cached(probe), lambda line: None)
+        budget.fit(planned, short, tmp_path / "elsewhere", cached(probe), lambda line: None)
     assert budget.seconds("1.5h") == 5400 and budget.seconds("90") == 90

@@ -45,6 +45,11 @@ def fit(
         kept = json.loads(path.read_text()) if path.exists() else {}
         if kept.get("budget") == grid.budget:
             factor = kept["factor"]
+        elif kept and save:
+            raise UserError(
+                f"{study_dir} holds a study sized to a budget of {kept['budget']}: run it with that budget, "
+                f"or give a budget of {grid.budget} a folder of its own (--runs-dir)"
+            )
         else:
             factor = _measure_factor(planned, grid, probe, log)
             if save:
