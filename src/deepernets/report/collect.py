@@ -114,6 +114,7 @@ class Collection:
     folders: list[Path]
     runs: list[Run]
     planned: list[Planned]
+    abouts: dict[str, str]  # what each study is (its grid's `about`), by study name, for studies that say
 
     @cached_property
     def by_dir(self) -> dict[Path, Run]:
@@ -128,7 +129,7 @@ class Collection:
 
 def collect(folders: list[Path]) -> Collection:
     """Every run under the folders, and every run that a study there planned (study.json)."""
-    plans = read_plans(folders)
+    plans, abouts = read_plans(folders)
     study_dirs = {p.study_dir for p in plans.values()}
     runs = []
     seen: set[Path] = set()
@@ -156,25 +157,30 @@ def collect(folders: list[Path]) -> Collection:
                     variant=variant_of(config),
                 )
             )
-    collection = Collection(folders, runs, list(plans.values()))
+    collection = Collection(folders, runs, list(plans.values()), abouts)
     if not runs and not collection.missing:
         raise UserError(f"no runs found under {', '.join(str(f) for f in folders)}: train or run a study first")
     return collection
 
 
-def read_plans(folders: list[Path]) -> dict[Path, Planned]:
-    """The runs that the studies under the folders plan, by their resolved folder."""
+def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]]:
+    """The runs that the studies under the folders plan, by their resolved folder; and each study's `about`."""
     plans: dict[Path, Planned] = {}
+    abouts: dict[str, str] = {}
     for folder in folders:
         if not folder.is_dir():
             raise UserError(f"{folder} is not a folder of runs")
         for manifest in sorted(folder.rglob("study.json")):
             study_dir = manifest.parent.resolve()
-            for entry in json.loads(manifest.read_text())["runs"]:
+            study = json.loads(manifest.read_text())
+            grid = study.get("grid", {})
+            if grid.get("about"):
+                abouts[grid.get("name") or manifest.parent.name] = grid["about"]
+            for entry in study["runs"]:
                 config = RunConfig.from_dict(entry["config"], str(manifest)) if "config" in entry else None
                 p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config)
                 plans.setdefault(p.dir, p)
-    return plans
+    return plans, abouts
 
 
 def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:
@@ -185,17 +191,6 @@ def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:
 
     siblings = (p for p in plans.values() if p.study_dir == run.parent and cell_name(p.name) == cell_name(run.name))
     return next(siblings, None)
-
-
-def read_abouts(folders: list[Path]) -> dict[str, str]:
-    """What each study under the folders is (its grid's `about`), by study name, for studies that say."""
-    abouts = {}
-    for folder in folders:
-        for manifest in sorted(folder.rglob("study.json")):
-            grid = json.loads(manifest.read_text()).get("grid", {})
-            if grid.get("about"):
-                abouts[grid.get("name") or manifest.parent.name] = grid["about"]
-    return abouts
 
 
 def read_failures(folders: list[Path]) -> dict[str, str]:

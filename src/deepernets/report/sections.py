@@ -8,7 +8,7 @@ from pathlib import Path
 from deepernets.config import LR_PICKS, dataset_slug
 from deepernets.report import figures as draw
 from deepernets.report.aggregate import Cells
-from deepernets.report.collect import Collection, Run, read_abouts, read_confusion, read_failures, read_range_tests
+from deepernets.report.collect import Collection, Run, read_confusion, read_failures, read_range_tests
 from deepernets.report.document import Block, Figure, Heading, Paragraph, Table
 from deepernets.report.published import REFERENCES, STUDY_SOURCE, study_numbers
 from deepernets.run import scores
@@ -23,7 +23,7 @@ def introduction(collection: Collection, title: str) -> list[Block]:
             "over seeds with n; a best-epoch figure is always labelled as such. Where a study planned more runs for "
             "a cell, 'n=2 of 3' says so, with the runs that diverged or did not finish."
         ),
-        *(Paragraph(f"Study {name}: {about}") for name, about in read_abouts(collection.folders).items()),
+        *(Paragraph(f"Study {name}: {about}") for name, about in collection.abouts.items()),
     ]
 
 
