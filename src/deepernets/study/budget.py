@@ -2,6 +2,7 @@
 one factor, chosen from a short probe of the speed here, so that the whole study should take that long on this
 machine. The factor is kept in the study folder's budget.json, so a restarted study plans the same runs."""
 
+import contextlib
 import json
 import re
 import time
@@ -12,7 +13,7 @@ from deepernets.config import RunConfig
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
 from deepernets.study.estimate import Probe, duration, estimate_parts
-from deepernets.study.grid import Grid, PlannedRun
+from deepernets.study.grid import TIME, Grid, PlannedRun
 
 # Seconds each run takes besides its training and evaluation steps: building the model, writing its folder, its
 # plots and its checkpoint. Measured on the 2-core Xeon: about 2 s; counted generously.
@@ -22,7 +23,7 @@ UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 def seconds(budget: str) -> float:
     """900, 900s, 15m or 1.5h as seconds (the grid's declaration has already checked the form)."""
-    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([smh]?)", budget).groups()
+    number, unit = re.fullmatch(TIME, budget).groups()
     return float(number) * UNITS[unit]
 
 
@@ -41,7 +42,8 @@ def fit(
     if not grid.budget:
         return planned
     path = study_dir / "budget.json"
-    with locks.lock(study_dir / ".budget.lock"):
+    # a dry run (save=False) writes nothing, not even the study folder that the lock would create
+    with locks.lock(study_dir / ".budget.lock") if save else contextlib.nullcontext():
         kept = json.loads(path.read_text()) if path.exists() else {}
         if kept.get("budget") == grid.budget:
             factor = kept["factor"]

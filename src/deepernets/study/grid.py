@@ -11,6 +11,8 @@ from deepernets.errors import UserError
 from deepernets.settings import same_as, setting
 from deepernets.study import shipped
 
+TIME = r"(\d+(?:\.\d+)?)([smh]?)"  # a budget: seconds, or a number of s, m or h
+
 # The run settings that `deepernets study` may override for every run of a grid: quick versions, and where to run.
 OVERRIDES = ("epochs", "subset", "test_subset", "data_dir", "device", "precision")
 
@@ -31,7 +33,7 @@ class Grid:
         "",
         "fit the whole study into this time on this machine (e.g. 15m, 1h, 900s): every run's subset is scaled by "
         "one factor, chosen from a short probe of the speed (default: the subsets as given)",
-        pattern=(r"|\d+(\.\d+)?[smh]?", "a time such as 900s, 15m or 1.5h"),
+        pattern=(f"|{TIME}", "a time such as 900s, 15m or 1.5h"),
         metavar="TIME",
     )
     lr_finder_steps: int = same_as(LRFinderSettings, "steps")  # of the range test that `lr: auto` runs
