@@ -62,6 +62,7 @@ def test_grid_expansion_and_presets(tmp_path):
     assert len(cells) == 8 and main_job.budget == "12m" and "deepernets study seed" in main_job.about
     assert cells[("mnist", "adam", "constant")].lr == 0.001 and cells[("cifar10", "sgd", "one-cycle")].lr == 0.05
     assert cells[("mnist", "sgd", "constant")].image_size == 28 and cells[("cifar10", "sgd", "constant")].shift == 0
+    assert all(c.precise_bn == 20 for c in cells.values())
     assert study.parse_shard("1/3") == (1, 3)
     with pytest.raises(UserError):
         study.parse_shard("3/3")
@@ -365,6 +366,9 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     assert json.loads((tmp_path / "budget.json").read_text())["budget"] == "2m"  # the folder's sizing is kept
 
     short = dataclasses.replace(grid, budget="20s")
-    with pytest.raises(UserError, match=r"--budget 20s is too short for study b here: give it at least"):
+    with pytest.raises(
+        UserError,
+        match=r"budget 20s is too short for study b here: give it at least \d+m \(budget: in the grid, or --budget\)",
+    ):
         budget.fit(planned, short, tmp_path / "elsewhere", cached(probe), lambda line: None)
     assert budget.seconds("1.5h") == 5400 and budget.seconds("90") == 90

@@ -95,7 +95,7 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
 def test_a_run_with_every_training_feature_on_resumes_to_equal_an_uninterrupted_one(tmp_path, data_dir):
     args = ["train", "--model", "resnet20", "--dataset", "cifar10", "--epochs", "3", "--subset", "512",
             "--test-subset", "500", "--batch-size", "64", "--ema", "0.9", "--cutout", "8", "--mixup", "0.2",
-            "--cutmix", "1.0", "--tta", "flip", "--data-dir", str(data_dir)]  # fmt: skip
+            "--cutmix", "1.0", "--tta", "flip", "--precise-bn", "4", "--data-dir", str(data_dir)]  # fmt: skip
     whole = run_cli(*args, "--name", "whole", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     kill_during_epoch_2_and_resume(args, tmp_path)
@@ -108,6 +108,33 @@ def test_a_run_with_every_training_feature_on_resumes_to_equal_an_uninterrupted_
     b = torch.load(tmp_path / "runs/whole/checkpoints/last.pt", weights_only=True)
     assert same_tensors(a["model"], b["model"]) and same_tensors(a["ema"], b["ema"])
     assert int(b["ema"]["n_averaged"]) == 3 * 8, "one update per step"
+
+
+def test_precise_bn_changes_the_evaluated_statistics_and_nothing_the_training_does(tmp_path, data_dir):
+    args = ["train", *FAST, "--model", "resnet20", "--epochs", "2", "--schedule", "constant", "--lr", "0.05",
+            "--data-dir", str(data_dir)]  # fmt: skip
+    plain = run_cli(*args, "--name", "plain", cwd=tmp_path)
+    precise = run_cli(*args, "--precise-bn", "8", "--name", "precise", cwd=tmp_path)
+    assert plain.returncode == 0 and precise.returncode == 0, plain.stderr + precise.stderr
+    trained = ("epoch", "lr", "train_loss", "train_acc")
+    rows, precise_rows = metrics(tmp_path / "runs/plain"), metrics(tmp_path / "runs/precise")
+    assert [[r[k] for k in trained] for r in precise_rows] == [[r[k] for k in trained] for r in rows]
+    assert all(a["val_loss"] != b["val_loss"] for a, b in zip(rows, precise_rows, strict=True))
+
+    a = torch.load(tmp_path / "runs/plain/checkpoints/last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "runs/precise/checkpoints/last.pt", weights_only=True)["model"]
+    statistics = {k for k in a if "running_" in k or "num_batches_tracked" in k}
+    assert statistics and same_tensors(
+        {k: a[k] for k in a.keys() - statistics}, {k: b[k] for k in b.keys() - statistics}
+    )
+    assert not torch.equal(a["bn1.running_mean"], b["bn1.running_mean"])
+
+    # the saved statistics are the ones evaluated: `evaluate` gives the run's own final accuracy
+    summary = json.loads((tmp_path / "runs/precise/summary.json").read_text())
+    evaluated = run_cli("evaluate", "runs/precise", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"test accuracy {summary['final_test_acc']:.2f}%" in evaluated.stdout
+    assert "precise_bn: 8" in (tmp_path / "runs/precise/config.yaml").read_text()
 
 
 @pytest.mark.slow  # keeps the default run inside the CI budget; run with -m slow

@@ -1,5 +1,7 @@
-"""The optional training features on tiny models: the weights' moving average, soft-label accuracy, flip TTA."""
+"""The optional training features on tiny models: the weights' moving average, soft-label accuracy, flip TTA,
+batch-norm statistics recomputed before evaluation."""
 
+import itertools
 import math
 
 import pytest
@@ -10,7 +12,7 @@ from torch import nn
 from deepernets.config import RunConfig
 from deepernets.data import Batches
 from deepernets.errors import UserError
-from deepernets.train import evaluate, fit
+from deepernets.train import batch_norm, evaluate, fit
 from deepernets.train.device import resolve_precision
 from deepernets.train.distributed import World
 from deepernets.train.optimizers import build_optimizer
@@ -134,6 +136,26 @@ def test_the_features_are_off_by_default_and_name_the_run_when_on():
     config = RunConfig(epochs=3)
     assert (config.ema, config.cutout, config.mixup, config.cutmix, config.tta) == (0.0, 0, 0.0, 0.0, "none")
     assert config.default_name() == "resnet20-cifar10-sgd-lr0.1-onecycle-e3-s0"
-    on = config.replace(ema=0.999, cutout=16, mixup=0.2, cutmix=1.0, tta="flip")
-    assert on.default_name() == "resnet20-cifar10-sgd-lr0.1-onecycle-e3-s0-ema0.999-cutout16-mixup0.2-cutmix1.0-ttaflip"
+    assert config.precise_bn == 0
+    on = config.replace(ema=0.999, cutout=16, mixup=0.2, cutmix=1.0, tta="flip", precise_bn=20)
+    assert on.default_name() == (
+        "resnet20-cifar10-sgd-lr0.1-onecycle-e3-s0-ema0.999-cutout16-mixup0.2-cutmix1.0-pbn20-ttaflip"
+    )
     assert config.shift is None and config.replace(shift=0).default_name().endswith("-e3-s0-shift0")
+
+
+def test_precise_bn_sets_the_statistics_of_the_first_batches_for_the_weights_as_they_are():
+    model = tiny_model().eval()
+    weights = {k: v.clone() for k, v in model.named_parameters()}
+    batches = tiny_batches(train=True)  # 3 batches of 16
+    batch_norm.recompute_statistics(model, batches, 2, FP32)
+
+    with torch.no_grad():
+        features = [model[0](x) for x, _ in itertools.islice(batches, 2)]
+    norm = model[1]
+    expected_mean = torch.stack([f.mean((0, 2, 3)) for f in features]).mean(0)
+    expected_var = torch.stack([f.var((0, 2, 3), unbiased=True) for f in features]).mean(0)
+    assert torch.allclose(norm.running_mean, expected_mean, atol=1e-5)
+    assert torch.allclose(norm.running_var, expected_var, atol=1e-5)
+    assert norm.momentum == 0.1 and not model.training, "the layer's momentum and the model's mode are restored"
+    assert all(torch.equal(v, weights[k]) for k, v in model.named_parameters())

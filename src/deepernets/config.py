@@ -70,6 +70,10 @@ class RunConfig:
         0.0, "also evaluate a moving average of the weights with this decay, e.g. 0.999 (0: off)",
         minimum=0, below=1, metavar="DECAY",
     )  # fmt: skip
+    precise_bn: int = setting(
+        0, "before each evaluation, recompute batch-norm statistics for the weights as they are, over N training "
+        "batches (0: keep the running averages)", minimum=0, metavar="BATCHES",
+    )  # fmt: skip
     shift: int | None = setting(
         None, "shift training images by up to PIXELS, zero filled (default: 4 for CIFAR-like data, which is also "
         "mirrored; 0 for digits, which never are)", minimum=0, metavar="PIXELS",
@@ -125,7 +129,9 @@ class RunConfig:
         dataset = dataset_slug(self.dataset)
         name = f"{self.model}-{dataset}-{self.optimizer}-lr{self.lr}-{self.schedule}-e{self.epochs}-s{self.seed}"
         # the optional training features name themselves only when on, so plain runs keep their names
-        extras = {"ema": self.ema, "cutout": self.cutout, "mixup": self.mixup, "cutmix": self.cutmix}
+        extras = {
+            "ema": self.ema, "cutout": self.cutout, "mixup": self.mixup, "cutmix": self.cutmix, "pbn": self.precise_bn
+        }  # fmt: skip
         name += "".join(f"-{key}{value}" for key, value in extras.items() if value)
         name += "" if self.shift is None else f"-shift{self.shift}"  # 0 is a choice too: no shift at all
         return name + ("" if self.tta == "none" else f"-tta{self.tta}")

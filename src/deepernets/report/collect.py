@@ -25,6 +25,7 @@ VARIANT_DETAILS = (
     "nesterov",
     "weight_decay",
     "label_smoothing",
+    "precise_bn",
     "cutout",
     "mixup",
     "cutmix",

@@ -4,6 +4,7 @@ machine. The factor is kept in the study folder's budget.json, so a restarted st
 
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 from deepernets.config import RunConfig
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
-from deepernets.study.estimate import Probe, duration, estimate_parts
+from deepernets.study.estimate import Probe, estimate_parts
 from deepernets.study.grid import TIME, Grid, PlannedRun
 
 # Seconds each run takes besides its training and evaluation steps: building the model, writing its folder, its
@@ -74,8 +75,11 @@ def _measure_factor(
     left -= sum(other for _, other in parts)
     training = sum(train for train, _ in parts)
     if left <= 0.05 * training:
-        needed = duration(training * 0.05 + seconds(grid.budget) - left)
-        raise UserError(f"--budget {grid.budget} is too short for study {grid.name} here: give it at least {needed}")
+        minutes = math.ceil((training * 0.05 + seconds(grid.budget) - left) / 60)
+        raise UserError(
+            f"budget {grid.budget} is too short for study {grid.name} here: give it at least {minutes}m "
+            "(budget: in the grid, or --budget)"
+        )
     return left / training
 
 

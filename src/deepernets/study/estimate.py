@@ -79,8 +79,9 @@ def estimate_parts(
 ) -> list[tuple[float, float]]:
     """Each run's seconds here in two parts: training (epochs × training images at the probed speed), and the rest.
 
-    The rest is evaluation, counted at three times the training speed (forward only), and, for the first run of
-    each LR-finder key, that range test. Pass a `cached` probe, so that runs that train alike share one.
+    The rest is evaluation and the batch-norm statistics recomputed before it (`precise_bn`), both counted at three
+    times the training speed (forward only), and, for the first run of each LR-finder key, that range test. Pass a
+    `cached` probe, so that runs that train alike share one.
     """
     finders: set[str] = set()
     parts = []
@@ -88,7 +89,8 @@ def estimate_parts(
         c = run.config
         p = probe(c)
         train_images = min(c.subset or p.split_images, p.split_images) // c.batch_size * c.batch_size
-        other = c.epochs * p.test_images / 3 / p.images_per_s
+        batches = min(c.precise_bn, train_images // c.batch_size)
+        other = c.epochs * (p.test_images + batches * c.batch_size) / 3 / p.images_per_s
         if c.lr == "auto" and lr_finder_key(c) not in finders:
             finders.add(lr_finder_key(c))
             other += grid.lr_finder_steps * c.batch_size / p.images_per_s

@@ -23,7 +23,7 @@ from deepernets.data.subset import subset_indices
 from deepernets.errors import UserError
 from deepernets.run import locks
 from deepernets.run.folder import DONE, RunDir
-from deepernets.train import artifacts, distributed, evaluate, progress
+from deepernets.train import artifacts, batch_norm, distributed, evaluate, progress
 from deepernets.train.device import Precision, resolve_precision
 from deepernets.train.lr_finder_run import find_lr
 from deepernets.train.optimizers import set_lr
@@ -123,6 +123,8 @@ def _train(
             status = "diverged"
             log(artifacts.diverged_line(epoch, "the loss became NaN or infinite"))
             break
+        if config.precise_bn:
+            batch_norm.recompute_statistics(model, train_batches, config.precise_bn, precision)
         distributed.sync_buffers(model, world)  # every rank evaluates with rank 0's batch-norm statistics
         last_eval = evaluate.evaluate(model, test_batches, precision, flip_tta=config.tta == "flip")
         val_loss, val_acc = distributed.reduce_eval(last_eval, world)
@@ -132,6 +134,8 @@ def _train(
             break
         sides = {}  # (loss, accuracy) of the optional views, reported beside the headline; they steer nothing
         if opt.ema is not None:
+            if config.precise_bn:
+                batch_norm.recompute_statistics(opt.ema.module, train_batches, config.precise_bn, precision)
             distributed.sync_buffers(opt.ema.module, world)
             sides["ema"] = distributed.reduce_eval(evaluate.evaluate(opt.ema.module, test_batches, precision), world)
         if last_eval.tta is not None:
