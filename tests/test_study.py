@@ -336,7 +336,8 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
 
     (tmp_path / "b.yaml").write_text(
         "budget: 2m\naxes: {dataset: [mnist, cifar10], model: [resnet20, resnet44]}\n"
-        "base: {epochs: 2, batch_size: 50, test_subset: 300, subset: {per: dataset, mnist: 1000, cifar10: 3000}}\n"
+        "base: {epochs: 2, batch_size: 50, test_subset: 300, precise_bn: 2,\n"
+        "       subset: {per: dataset, mnist: 1000, cifar10: 3000}}\n"
     )
     grid = study.load_grid(str(tmp_path / "b.yaml"))
     planned = study.expand(grid, tmp_path, {})
@@ -349,8 +350,9 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     sized = budget.fit(planned, grid, tmp_path, cached(probe), lambda line: None)
     assert sorted(probed) == ["resnet20", "resnet20", "resnet44", "resnet44"]  # one probe per model and dataset
     factor = json.loads((tmp_path / "budget.json").read_text())["factor"]
-    # 120 s less 4 runs' overhead and their evaluation (2 epochs × 300 images at 3× speed), over the training
-    evaluation = 2 * 300 / 3 * (2 / 100 + 2 / 50)
+    # 120 s less 4 runs' overhead and their evaluation (2 epochs × 300 test images and 2 batches of 50 for the
+    # batch-norm statistics, at 3× speed), over the training
+    evaluation = 2 * (300 + 2 * 50) / 3 * (2 / 100 + 2 / 50)
     training = 2 * (1000 + 3000) * (1 / 100 + 1 / 50)
     assert factor == pytest.approx((120 - 4 * budget.RUN_OVERHEAD_S - evaluation) / training, rel=0.02)
     assert {(p.config.dataset, p.config.subset) for p in sized} == {
