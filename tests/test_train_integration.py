@@ -119,7 +119,7 @@ def test_a_run_with_every_training_feature_on_resumes_to_equal_an_uninterrupted_
 
 
 def test_precise_bn_changes_the_evaluated_statistics_and_nothing_the_training_does(tmp_path, data_dir):
-    args = ["train", *FAST, "--model", "resnet20", "--epochs", "2", "--schedule", "constant", "--lr", "0.05",
+    args = ["train", *FAST, "--model", "resnet20", "--epochs", "1", "--schedule", "constant", "--lr", "0.05",
             "--data-dir", str(data_dir)]  # fmt: skip
     rows, precise_rows = plain_and_with(args, ["--precise-bn", "8"], "precise", tmp_path)
     trained = ("epoch", "lr", "train_loss", "train_acc")
