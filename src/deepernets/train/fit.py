@@ -123,9 +123,7 @@ def _train(
             status = "diverged"
             log(artifacts.diverged_line(epoch, "the loss became NaN or infinite"))
             break
-        if config.precise_bn:
-            batch_norm.recompute_statistics(model, train_batches, config.precise_bn, precision)
-        distributed.sync_buffers(model, world)  # every rank evaluates with rank 0's batch-norm statistics
+        statistics_for_evaluation(model, config, train_batches, precision, world)
         last_eval = evaluate.evaluate(model, test_batches, precision, flip_tta=config.tta == "flip")
         val_loss, val_acc = distributed.reduce_eval(last_eval, world)
         if not math.isfinite(val_loss):  # the last step broke the weights: do not save them over the good ones
@@ -134,9 +132,7 @@ def _train(
             break
         sides = {}  # (loss, accuracy) of the optional views, reported beside the headline; they steer nothing
         if opt.ema is not None:
-            if config.precise_bn:
-                batch_norm.recompute_statistics(opt.ema.module, train_batches, config.precise_bn, precision)
-            distributed.sync_buffers(opt.ema.module, world)
+            statistics_for_evaluation(opt.ema.module, config, train_batches, precision, world)
             sides["ema"] = distributed.reduce_eval(evaluate.evaluate(opt.ema.module, test_batches, precision), world)
         if last_eval.tta is not None:
             sides["tta"] = distributed.reduce_eval(last_eval.tta, world)
@@ -164,6 +160,16 @@ def _train(
     run.write_summary(summary)  # last: a run is only marked finished once everything is written
     log(artifacts.final_line(summary, run))
     return summary
+
+
+def statistics_for_evaluation(
+    model: torch.nn.Module, config: RunConfig, batches: data.Batches, precision: Precision, world: distributed.World
+) -> None:
+    """Set the batch-norm statistics that every rank evaluates the model with: recomputed for its weights first
+    (--precise-bn), then rank 0's on every rank."""
+    if config.precise_bn:
+        batch_norm.recompute_statistics(model, batches, config.precise_bn, precision)
+    distributed.sync_buffers(model, world)
 
 
 def _silent(_line: str) -> None:
