@@ -30,7 +30,7 @@ def test_ranks_get_disjoint_shards_that_cover_the_epoch(tmp_path):
 
 
 def test_torchrun_training_writes_once_and_resumes_in_one_process(tmp_path, data_dir):
-    args = ["train", "--model", "resnet20", "--dataset", "mnist", "--subset", "4096", "--test-subset", "1000",
+    args = ["train", "--model", "resnet20", "--dataset", "mnist", "--subset", "2048", "--test-subset", "1000",
             "--epochs", "3", "--batch-size", "64", "--lr", "0.05",
             "--data-dir", str(data_dir), "--name", "ddp"]  # fmt: skip
     proc = subprocess.Popen([*TORCHRUN, "-m", "deepernets", *args], cwd=tmp_path,
@@ -49,7 +49,7 @@ def test_torchrun_training_writes_once_and_resumes_in_one_process(tmp_path, data
     assert len(rows) == 2, output
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["train_images"] == 4096
+    assert summary["world_size"] == 2 and summary["train_images"] == 2048
     log = (run / "log.txt").read_text().splitlines()
     assert sum(line.startswith("Epoch: 01") for line in log) == 1, "only rank 0 writes"
     assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == [

@@ -18,8 +18,8 @@ from deepernets.errors import UserError
 
 GRID = """
 name: {name}
-about: a check of two policies, on 1,024 images
-base: {{epochs: 2, batch_size: 64, subset: 1024, test_subset: 500, data_dir: {data}}}
+about: a check of two policies, on 512 images
+base: {{epochs: 2, batch_size: 64, subset: 512, test_subset: 500, data_dir: {data}}}
 axes:
   dataset: [mnist]
   model: {models}
@@ -133,7 +133,7 @@ def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
     report = run_cli("report", "st", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "st/report.md").read_text()
-    assert "Study g: a check of two policies, on 1,024 images" in md
+    assert "Study g: a check of two policies, on 512 images" in md
     rows = {
         line.split(" | ")[0].strip("| "): line
         for line in md.splitlines()

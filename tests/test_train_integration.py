@@ -89,7 +89,8 @@ def same_tensors(a: dict, b: dict) -> bool:
 
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     # vgg11_bn has dropout, so this also checks that random draws are reproduced after a resume
-    args = ["train", *FAST, "--model", "vgg11_bn", "--data-dir", str(data_dir)]
+    args = ["train", "--model", "vgg11_bn", "--dataset", "mnist", "--epochs", "3", "--subset", "512",
+            "--test-subset", "500", "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
     whole = run_cli(*args, "--name", "whole", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     kill_during_epoch_2_and_resume(args, tmp_path)

@@ -54,9 +54,10 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    config = run_config(args)  # before the training code's imports, so that a bad setting is reported at once
     from deepernets.train.fit import train
 
-    summary = train(run_config(args), resume=args.resume)
+    summary = train(config, resume=args.resume)
     return 0 if summary.get("status") in ("finished", None) else 3
 
 

@@ -3,10 +3,10 @@
 import platform
 from collections.abc import Callable
 from datetime import datetime
+from importlib import metadata
 from typing import Any
 
 import torch
-import torchvision
 
 import deepernets
 from deepernets import models
@@ -28,7 +28,9 @@ def software_versions() -> dict[str, str]:
     return {
         "deepernets": deepernets.__version__,
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        # from the package's metadata: importing torchvision costs 1.5 s (it loads torch._dynamo), and only the
+        # optional transforms need it
+        "torchvision": metadata.version("torchvision"),
         "python": platform.python_version(),
     }
 
