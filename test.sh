@@ -3,4 +3,4 @@
 source "$(dirname "$0")/scripts/env.sh"
 ruff check .
 ruff format --check .
-python -m pytest -q "$@"
+python -m pytest -q -n auto "$@"  # one worker per core (tests/conftest.py gives each one thread)

@@ -6,8 +6,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+# test.sh runs the tests in one worker per core (pytest-xdist): each worker and every process it starts then uses one
+# thread, since two workers of two threads each would oversubscribe a 2-core machine's cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def shared_data() -> Path | None:
