@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -330,23 +331,34 @@ def test_every_command_names_the_folder_of_runs_runs_dir(command, capsys):
         assert build_parser().parse_args(["study", "tiny", "--out", "old"]).runs_dir == "old"
 
 
-def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
-    from deepernets.study import budget
-    from deepernets.study.estimate import Probe, cached
-
+def budget_grid(tmp_path: Path, extra: str = "") -> study.Grid:
     (tmp_path / "b.yaml").write_text(
         "budget: 2m\naxes: {dataset: [mnist, cifar10], model: [resnet20, resnet44]}\n"
         "base: {epochs: 2, batch_size: 50, test_subset: 300, precise_bn: 2,\n"
-        "       subset: {per: dataset, mnist: 1000, cifar10: 3000}}\n"
+        "       subset: {per: dataset, mnist: 1000, cifar10: 3000}}\n" + extra
     )
-    grid = study.load_grid(str(tmp_path / "b.yaml"))
-    planned = study.expand(grid, tmp_path, {})
-    probed = []
+    return study.load_grid(str(tmp_path / "b.yaml"))
 
-    def probe(config):  # resnet44 trains at half resnet20's speed; no training needed to test the arithmetic
+
+def fake_probe(probed: list[str]) -> Callable:
+    """resnet44 trains at half resnet20's speed; no training needed to test the arithmetic."""
+    from deepernets.study.estimate import Probe
+
+    def probe(config):
         probed.append(config.model)
         return Probe(images_per_s=100.0 if config.model == "resnet20" else 50.0, split_images=50_000, test_images=300)
 
+    return probe
+
+
+def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
+    from deepernets.study import budget
+    from deepernets.study.estimate import cached
+
+    grid = budget_grid(tmp_path)
+    planned = study.expand(grid, tmp_path, {})
+    probed = []
+    probe = fake_probe(probed)
     sized = budget.fit(planned, grid, tmp_path, cached(probe), lambda line: None)
     assert sorted(probed) == ["resnet20", "resnet20", "resnet44", "resnet44"]  # one probe per model and dataset
     factor = json.loads((tmp_path / "budget.json").read_text())["factor"]
@@ -374,3 +386,28 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     ):
         budget.fit(planned, short, tmp_path / "elsewhere", cached(probe), lambda line: None)
     assert budget.seconds("1.5h") == 5400 and budget.seconds("90") == 90
+
+
+def test_a_budget_that_gives_fewer_images_than_the_cells_need_names_one_that_would(tmp_path):
+    from deepernets.study import budget
+    from deepernets.study.estimate import cached
+
+    grid = budget_grid(tmp_path, "enough_images: {cifar10: 6000}\n")
+    planned = study.expand(grid, tmp_path, {})
+    lines: list[str] = []
+    budget.fit(planned, grid, tmp_path / "a", cached(fake_probe([])), lines.append)
+    [warning] = [line for line in lines if "fewer training images" in line]
+    found = re.search(r"\(cifar10 [\d,]+ of 6,000\): a budget of (\d+)m would give them here \(--budget\)", warning)
+    assert found, warning
+    lines.clear()
+    budget.fit(planned, grid, tmp_path / "a", cached(fake_probe([])), lines.append)  # a restart says it again
+    assert lines[-1] == warning
+
+    enough = dataclasses.replace(grid, budget=f"{found[1]}m")
+    lines.clear()
+    sized = budget.fit(planned, enough, tmp_path / "b", cached(fake_probe([])), lines.append)
+    assert all(p.config.subset >= 6000 for p in sized if p.config.dataset == "cifar10")
+    assert not any("fewer training images" in line for line in lines)
+
+    with pytest.raises(UserError, match="enough_images: cifar10 must be a whole number of images, got 'many'"):
+        budget_grid(tmp_path, "enough_images: {cifar10: many}\n")

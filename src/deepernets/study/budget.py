@@ -47,25 +47,39 @@ def fit(
     with locks.lock(study_dir / ".budget.lock") if save else contextlib.nullcontext():
         kept = json.loads(path.read_text()) if path.exists() else {}
         if kept.get("budget") == grid.budget:
-            factor = kept["factor"]
+            factor, enough_s = kept["factor"], kept.get("enough_s")
         elif kept and save:
             raise UserError(
                 f"{study_dir} holds a study sized to a budget of {kept['budget']}: run it with that budget, "
                 f"or give a budget of {grid.budget} a folder of its own (--runs-dir)"
             )
         else:
-            factor = _measure_factor(planned, grid, probe, log)
+            factor, enough_s = _measure_factor(planned, grid, probe, log)
             if save:
-                atomic.write_json(path, {"budget": grid.budget, "factor": factor, "time": time.strftime("%Y-%m-%d")})
+                kept = {
+                    "budget": grid.budget,
+                    "factor": factor,
+                    "enough_s": enough_s,
+                    "time": time.strftime("%Y-%m-%d"),
+                }
+                atomic.write_json(path, kept)
     sized = [scaled(run, factor) for run in planned]
     images = sorted({(r.config.dataset, r.config.subset) for r in sized})
     log(f"budget {grid.budget}: training subsets ×{factor:.2f}: " + ", ".join(f"{d} {n:,}" for d, n in images))
+    short = [(d, n, grid.enough_images[d]) for d, n in images if n < grid.enough_images.get(d, 0)]
+    if short and enough_s:
+        log(
+            f"budget {grid.budget}: fewer training images than its cells need to be clearly above chance ("
+            + ", ".join(f"{d} {n:,} of {need:,}" for d, n, need in short)
+            + f"): a budget of {math.ceil(enough_s / 60)}m would give them here (--budget)"
+        )
     return sized
 
 
 def _measure_factor(
     planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe], log: Callable[[str], None]
-) -> float:
+) -> tuple[float, float]:
+    """The factor that fits the budget, and the seconds a budget needs for the grid's `enough_images` here."""
     if any(run.config.subset is None for run in planned):
         raise UserError(f"grid {grid.name}: a budget scales each run's subset, so every run needs one (base: subset)")
     log(f"budget {grid.budget}: probing the speed of each model here")
@@ -80,7 +94,8 @@ def _measure_factor(
             f"budget {grid.budget} is too short for study {grid.name} here: give it at least {minutes}m "
             "(budget: in the grid, or --budget)"
         )
-    return left / training
+    enough = max((grid.enough_images.get(r.config.dataset, 0) / r.config.subset for r in planned), default=0.0)
+    return left / training, seconds(grid.budget) + (enough - left / training) * training
 
 
 def scaled(run: PlannedRun, factor: float) -> PlannedRun:

@@ -37,6 +37,11 @@ class Grid:
         metavar="TIME",
     )
     lr_finder_steps: int = same_as(LRFinderSettings, "steps")  # of the range test that `lr: auto` runs
+    enough_images: dict[str, int] = setting(
+        {},
+        "training images per dataset that the cells need to be clearly above chance (measured by the grid's author): a "
+        "budget that gives fewer says so, and which budget would give them here",
+    )
 
 
 @dataclass
@@ -63,6 +68,9 @@ def load_grid(name_or_path: str) -> Grid:
     for policy in grid.axes.get("policy", []):
         if policy not in grid.policies:
             raise UserError(f"{path}: policy '{policy}' is not defined under policies")
+    for dataset, images in grid.enough_images.items():
+        if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+            raise UserError(f"{path}: enough_images: {dataset} must be a whole number of images, got {images!r}")
     for where, bundle in [("base", grid.base), *((f"policy {k}", v) for k, v in grid.policies.items())]:
         for key, value in bundle.items():
             if is_per_axis(value):
