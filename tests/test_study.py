@@ -397,7 +397,7 @@ def test_a_budget_that_gives_fewer_images_than_the_cells_need_names_one_that_wou
     lines: list[str] = []
     budget.fit(planned, grid, tmp_path / "a", cached(fake_probe([])), lines.append)
     [warning] = [line for line in lines if "fewer training images" in line]
-    found = re.search(r"\(cifar10 [\d,]+ of 6,000\): a budget of (\d+)m would give them here \(--budget\)", warning)
+    found = re.search(r"\(cifar10 [\d,]+ of 6,000\): a budget of about (\d+)m would give them here", warning)
     assert found, warning
     lines.clear()
     budget.fit(planned, grid, tmp_path / "a", cached(fake_probe([])), lines.append)  # a restart says it again

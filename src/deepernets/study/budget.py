@@ -71,7 +71,7 @@ def fit(
         log(
             f"budget {grid.budget}: fewer training images than its cells need to be clearly above chance ("
             + ", ".join(f"{d} {n:,} of {need:,}" for d, n, need in short)
-            + f"): a budget of {math.ceil(enough_s / 60)}m would give them here (--budget)"
+            + f"): a budget of about {math.ceil(enough_s / 60)}m would give them here (--budget)"
         )
     return sized
 
