@@ -239,3 +239,19 @@ def test_run_and_policy_names_cannot_break_the_tables_or_inject_html(tmp_path):
     assert "<b>" not in html
     assert "<td>runs/a|b &lt;b&gt;bold *star* _under_ [x](y) back\\slash2</td>" in html
     assert f"<th>{TRICKY.replace('<', '&lt;').replace('>', '&gt;')}</th>" in html
+
+
+def test_a_study_given_fewer_images_than_its_cells_need_says_so(tmp_path):
+    for subset, short in ((256, True), (1024, False)):
+        st = tmp_path / f"st-{subset}"
+        grid, planned = plan(st, seeds=1, subset=subset)
+        grid.about, grid.enough_images = "a check", {"mnist": 1000}
+        study.write_manifest(grid, st, planned)
+        for run in planned:
+            fake_run(st, run.config)
+        md = report.build([st], st)[0].read_text()
+        assert "Study g: a check" in md
+        sentence = (
+            "Its runs trained on fewer images than its cells need to be clearly above chance (mnist 256 of 1,000)"
+        )
+        assert (sentence in md) == short

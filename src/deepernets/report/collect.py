@@ -176,12 +176,30 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
             study = json.loads(manifest.read_text())
             grid = study.get("grid", {})
             if grid.get("about"):
-                abouts[grid.get("name") or manifest.parent.name] = grid["about"]
+                abouts[grid.get("name") or manifest.parent.name] = grid["about"] + _shortfall(grid, study["runs"])
             for entry in study["runs"]:
                 config = RunConfig.from_dict(entry["config"], str(manifest)) if "config" in entry else None
                 p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config)
                 plans.setdefault(p.dir, p)
     return plans, abouts
+
+
+def _shortfall(grid: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """A sentence when a budget gave the runs fewer training images than the grid says its cells need."""
+    need = grid.get("enough_images") or {}
+    short: dict[str, int] = {}
+    for entry in runs:
+        config = entry.get("config", {})
+        dataset, subset = config.get("dataset"), config.get("subset")
+        if subset and subset < need.get(dataset, 0):
+            short[dataset] = min(subset, short.get(dataset, subset))
+    if not short:
+        return ""
+    listed = ", ".join(f"{d} {n:,} of {need[d]:,}" for d, n in sorted(short.items()))
+    return (
+        f" Its runs trained on fewer images than its cells need to be clearly above chance ({listed}): its budget "
+        "was too short for this machine, and a larger one gives them."
+    )
 
 
 def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:
