@@ -7,7 +7,7 @@ model and dataset registries: names of models and datasets are checked where tho
 
 import dataclasses
 import importlib.util
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,16 @@ WHERE_SETTINGS = tuple(name for name, (_, spec) in settings.specs(RunConfig).ite
 def dataset_slug(name: str) -> str:
     """A dataset's name fit for file names: `folder:~/pets/` becomes `pets`."""
     return name.removeprefix(FOLDER_PREFIX).rstrip("/").split("/")[-1]
+
+
+def shortfall(enough_images: dict[str, int], subsets: Iterable[tuple[str, int | None]]) -> str:
+    """The datasets whose training subset is below what a study grid says its cells need (its `enough_images`), as
+    "cifar10 9,100 of 15,000, ..." with the smallest subset of each; empty when none is."""
+    short: dict[str, int] = {}
+    for dataset, subset in subsets:
+        if subset and subset < enough_images.get(dataset, 0):
+            short[dataset] = min(subset, short.get(dataset, subset))
+    return ", ".join(f"{d} {n:,} of {enough_images[d]:,}" for d, n in sorted(short.items()))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from deepernets.config import RunConfig
+from deepernets.config import RunConfig, shortfall
 from deepernets.errors import UserError
 from deepernets.run.folder import RunDir
 
@@ -186,18 +186,12 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
 
 def _shortfall(grid: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     """A sentence when a budget gave the runs fewer training images than the grid says its cells need."""
-    need = grid.get("enough_images") or {}
-    short: dict[str, int] = {}
-    for entry in runs:
-        config = entry.get("config", {})
-        dataset, subset = config.get("dataset"), config.get("subset")
-        if subset and subset < need.get(dataset, 0):
-            short[dataset] = min(subset, short.get(dataset, subset))
+    configs = [entry.get("config", {}) for entry in runs]
+    short = shortfall(grid.get("enough_images") or {}, ((c.get("dataset"), c.get("subset")) for c in configs))
     if not short:
         return ""
-    listed = ", ".join(f"{d} {n:,} of {need[d]:,}" for d, n in sorted(short.items()))
     return (
-        f" Its runs trained on fewer images than its cells need to be clearly above chance ({listed}): its budget "
+        f" Its runs trained on fewer images than its cells need to be clearly above chance ({short}): its budget "
         "was too short for this machine, and a larger one gives them."
     )
 

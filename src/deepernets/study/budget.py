@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from deepernets.config import RunConfig
+from deepernets.config import RunConfig, shortfall
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
 from deepernets.study.estimate import Probe, estimate_parts
@@ -66,12 +66,11 @@ def fit(
     sized = [scaled(run, factor) for run in planned]
     images = sorted({(r.config.dataset, r.config.subset) for r in sized})
     log(f"budget {grid.budget}: training subsets ×{factor:.2f}: " + ", ".join(f"{d} {n:,}" for d, n in images))
-    short = [(d, n, grid.enough_images[d]) for d, n in images if n < grid.enough_images.get(d, 0)]
+    short = shortfall(grid.enough_images, images)
     if short and enough_s:
         log(
-            f"budget {grid.budget}: fewer training images than its cells need to be clearly above chance ("
-            + ", ".join(f"{d} {n:,} of {need:,}" for d, n, need in short)
-            + f"): a budget of about {math.ceil(enough_s / 60)}m would give them here (--budget)"
+            f"budget {grid.budget}: fewer training images than its cells need to be clearly above chance ({short}): "
+            f"a budget of about {math.ceil(enough_s / 60)}m would give them here (--budget)"
         )
     return sized
 
