@@ -33,6 +33,7 @@ A short table is printed last.
 
 import argparse
 import functools
+import json
 import os
 import sys
 import time
@@ -96,6 +97,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tta-epochs", default="", help="epoch budgets fixed in advance, e.g. resnet20=50,vgg16_bn=40")
     parser.add_argument("--workers", type=int, help="study workers on the GPU (skips the probe's choice)")
     parser.add_argument("--resume-from", help="an earlier sitting's study-runs.tar.gz: its finished runs are kept")
+    parser.add_argument(
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="keep the steps an earlier call recorded in --out's sitting.json (a sitting split over device calls: "
+        "the steps that need no CIFAR-10 run while it is still being carried over)",
+    )
     args = parser.parse_args(argv)
     args.steps = [s for s in args.steps.split(",") if s]
     unknown = sorted(set(args.steps) - set(STEPS))
@@ -140,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     sitting = Sitting(plan, out, work, args.data_dir)
+    if args.continue_ and (out / "sitting.json").exists():
+        earlier = json.loads((out / "sitting.json").read_text())["steps"]
+        sitting.steps.update({name: entry for name, entry in earlier.items() if name not in args.steps})
     try:
         sitting.say(f"sitting on {sitting.device}, deadline {plan.minutes * 60:.0f} s, steps {', '.join(args.steps)}")
         for name in STEPS:
