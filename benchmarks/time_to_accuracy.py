@@ -19,6 +19,7 @@ from typing import Any
 
 from deepernets import bench
 from deepernets.run import atomic
+from deepernets.run.folder import RunDir
 
 RESULTS = Path(__file__).parent / "results"
 TASKS = {
@@ -53,8 +54,8 @@ def time_to_accuracy(
         subprocess.run(command, check=True, timeout=timeout, stdout=output, stderr=stderr)
         wall = time.perf_counter() - started
         summary = json.loads((Path(tmp) / "tta" / "summary.json").read_text())
-        metrics = (Path(tmp) / "tta" / "metrics.csv").read_text().splitlines()[1:]
-    accuracies = [float(row.split(",")[5]) for row in metrics]
+        metrics = RunDir(Path(tmp) / "tta").read_metrics()
+    accuracies = [float(row["val_acc"]) for row in metrics]
     first = next((i + 1 for i, a in enumerate(accuracies) if a >= target), None)
     return {
         "benchmark": "time_to_accuracy",
