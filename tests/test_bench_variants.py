@@ -15,11 +15,11 @@ def test_a_passed_deadline_leaves_every_measurement_out():
                               classic_workers=(0, 2), deadline=time.monotonic(), gemm_seconds=0.05,
                               gemm_size=64)  # fmt: skip
     assert result["models"] == {}
-    assert result["left_out"] == [
+    assert result["left_out"] == [  # our path's variants first: a deadline leaves out the baseline first
         "resnet20 eager (repeat 1): out of time",
+        "resnet20 compile (repeat 1): out of time",
         "resnet20 classic, 0 workers (repeat 1): out of time",
         "resnet20 classic, 2 workers (repeat 1): out of time",
-        "resnet20 compile (repeat 1): out of time",
     ]
     native = [str(dtype).removeprefix("torch.") for dtype in native_dtypes(torch.device("cpu"))]
     assert result["settings"]["variants"] == ["eager", "compile"] and list(result["gemm_gflops"]) == native

@@ -50,7 +50,7 @@ def gpu_plan() -> Plan:
         gemm_seconds=2.0,
         tta=[
             {"model": "resnet20", "dataset": "cifar10", "target": 91.25, "epochs": 50, "args": []},
-            {"model": "vgg16_bn", "dataset": "cifar10", "target": 94.0, "epochs": 40, "args": []},
+            {"model": "vgg16_bn", "dataset": "cifar10", "target": 94.0, "epochs": 50, "args": []},  # 40 gave 93.07%
         ],
         probe_axes={
             "dataset": ["cifar10"],
