@@ -70,6 +70,23 @@ def test_a_run_outside_the_plan_is_named_and_stays_in_its_cell(tmp_path):
     assert re.search(r"st/mnist-resnet20-scheduler-s2 .*scheduler", md)
 
 
+def test_the_seed_studys_numbers_stand_beside_sgd_runs_only(tmp_path):
+    """The seed study published SGD's accuracies; beside Adam's runs they would compare unlike with unlike."""
+    st = tmp_path / "st"
+    grid = study.Grid(
+        name="g",
+        base={"epochs": 2, "batch_size": 64, "subset": 256, "test_subset": 100},
+        axes={"dataset": ["mnist"], "model": ["resnet20"], "optimizer": ["sgd", "adam"], "policy": ["lr0.01"]},
+        policies={"lr0.01": {"lr": 0.01, "schedule": "constant"}},
+    )
+    for run in study.expand(grid, st, {}, 1):
+        fake_run(st, run.config)
+    md = report.build([st], st)[0].read_text()
+    sgd, adam = (md.split(f"### mnist, {o}")[1].split("###")[0] for o in ("sgd", "adam"))
+    assert "| 99.37 |" in sgd  # resnet20's published lr0.01
+    assert "99.37" not in adam and "| — |" in adam.split("| resnet20 |")[1].splitlines()[0]
+
+
 def test_a_cell_says_how_many_planned_seeds_did_not_finish(tmp_path):
     st = tmp_path / "st"
     grid, planned = plan(st, seeds=3, models=("resnet20", "vgg11_bn"))
@@ -88,7 +105,7 @@ def test_a_cell_says_how_many_planned_seeds_did_not_finish(tmp_path):
     assert "95.00 (n=1 of 3, 1 diverged, 1 unfinished)" in row
     assert "n=2 of 3, 1 unfinished" in html
     vgg = next(line for line in md.splitlines() if line.startswith("| vgg11_bn |"))
-    assert vgg.count("— (n=0 of 3, 3 unfinished)") == 2  # in the policies' columns, not one named "lr auto"
+    assert vgg.count("not run yet (n=0 of 3)") == 2  # in the policies' columns, not one named "lr auto"
     assert "lr auto" not in md
 
 

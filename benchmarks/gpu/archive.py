@@ -1,6 +1,10 @@
-"""study-runs.tar.gz: a study folder's text files, which come back from a device call, and restore a later one."""
+"""study-runs.tar.gz: a study folder's text files, which come back from a device call, and restore a later one.
+
+python benchmarks/gpu/archive.py study-runs.tar.gz results/seed   # its finished runs into the repository
+"""
 
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -58,3 +62,8 @@ def unpack_runs(archive: Path, folder: Path) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(tar.extractfile(member).read())
     return len(done)
+
+
+if __name__ == "__main__":
+    source, target = map(Path, sys.argv[1:3])
+    print(f"{unpack_runs(source, target)} finished or diverged runs (and the plan) from {source} in {target}")

@@ -20,7 +20,9 @@ def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinishe
     if not values:
         if not notes:
             return "—"
-        return f"{'diverged' if diverged and not unfinished else '—'} ({n}{notes})"
+        if not diverged:  # every planned run is still to come (missing, running or failed)
+            return f"not run yet ({n})"
+        return f"{'diverged' if not unfinished else '—'} ({n}{notes})"
     if len(values) == 1:
         return f"{values[0]:.2f} ({n}{notes})"
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} ({n}{notes})"
