@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from tables import share  # benchmarks/tables.py
+
 from gpu.context import Sitting
 
 # The child writes its result itself, so that a measurement cut short by the deadline still leaves a file.
@@ -63,9 +65,8 @@ def _speeds(m: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for variant, entry in {"eager": m.get("ours"), **m.get("ours_variants", {})}.items():
         if entry:
-            out[variant] = (
-                f"{entry['images_per_s_median']:.0f} ({entry['fraction_of_gemm']:.0%}; {entry['peak_memory_mb']:.0f})"
-            )
+            speed, memory = entry["images_per_s_median"], entry["peak_memory_mb"]
+            out[variant] = f"{speed:.0f} ({share(entry['fraction_of_gemm'])}; {memory:.0f})"
     if "classic" in m:
         workers = m["classic"].get("num_workers", ["?"])[0]
         out["classic"] = f"{m['classic']['images_per_s_median']:.0f} ({workers})"
