@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import run_cli
 
 from deepernets import study
@@ -237,6 +238,18 @@ def test_a_study_that_cannot_run_fails_once_before_the_first_run(tmp_path, data_
     assert "[1/4]" not in result.stdout and not list(tmp_path.glob("st/mnist-*"))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize("flag, message", [("--cuda-graphs", "--cuda-graphs needs a CUDA GPU"),
+                                           ("--precision=fp16", "--precision fp16 needs a CUDA GPU")])  # fmt: skip
+def test_a_setting_this_machine_cannot_run_stops_the_study_before_the_first_run(tmp_path, data_dir, flag, message):
+    grid = write_grid(tmp_path, data_dir)
+    result = run_cli("study", str(grid), "--runs-dir", "st", flag, cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"deepernets: error: {message}")
+    assert "[1/" not in result.stdout and not list(tmp_path.glob("st/mnist-*"))
+
+
 def test_a_run_that_fails_with_any_error_is_recorded_and_the_study_goes_on(tmp_path, data_dir, monkeypatch):
     from deepernets.train import fit
 
@@ -286,6 +299,9 @@ def test_a_later_invocation_adds_to_the_plan_instead_of_replacing_it(tmp_path):
         del r["config"]["label_smoothing"]
     (st / "study.json").write_text(json.dumps({"runs": runs}))
     study.write_manifest(grid, st, study.expand(grid, st, {}, seeds=3))
+    compiled = study.expand(grid, st, {"compile": True}, seeds=3)  # how a run is done: the same runs, resumable
+    assert [p.name for p in compiled] == names and all(p.config.compile for p in compiled)
+    study.write_manifest(grid, st, compiled)
 
 
 MANIFEST_WORKER = """

@@ -97,6 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tta-epochs", default="", help="epoch budgets fixed in advance, e.g. resnet20=50,vgg16_bn=40")
     parser.add_argument("--workers", type=int, help="study workers on the GPU (skips the probe's choice)")
     parser.add_argument("--resume-from", help="an earlier sitting's study-runs.tar.gz: its finished runs are kept")
+    parser.add_argument("--study-cuda-graphs", action="store_true",
+                        help="the study's runs as CUDA graphs (deepernets study --cuda-graphs)")  # fmt: skip
     parser.add_argument("--study-datasets", help="the study step's datasets, in order (default cifar10,mnist), e.g. "
                         "mnist while CIFAR-10 is still being carried over")  # fmt: skip
     parser.add_argument(
@@ -121,6 +123,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.minutes = args.minutes
     for key, value in _pairs(args.caps):
         plan.caps[key] = float(value)
+    if args.study_cuda_graphs:
+        plan.study_overrides["cuda_graphs"] = True
     if args.study_datasets:
         plan.study_axes["dataset"] = args.study_datasets.split(",")
     for key, value in _pairs(args.tta_epochs):

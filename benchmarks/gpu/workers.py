@@ -36,7 +36,7 @@ def run_workers(
     """n `deepernets study` workers on one folder, shards i/n; stopped (SIGINT) at `until`. Their logs go to
     sitting.log once they end; what they did is read from the run folders."""
     folder.mkdir(parents=True, exist_ok=True)
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in overrides.items()]
+    flags = [_flag(k, v) for k, v in overrides.items()]
     if sitting.plan.device != "auto":
         flags.append(f"--device={sitting.plan.device}")
     threads = str(sitting.plan.threads or max(1, (os.cpu_count() or 2) // n))
@@ -65,6 +65,14 @@ def run_workers(
         "train_images_per_s_all_workers": round(images / wall, 1),
         "exit_codes": [p.returncode for p in procs],
     }
+
+
+def _flag(key: str, value: Any) -> str:
+    """A run setting as `deepernets study` takes it: --epochs=1, or --cuda-graphs / --no-cuda-graphs."""
+    name = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name}={value}"
 
 
 def run_summaries(folder: Path) -> list[dict[str, Any]]:

@@ -13,8 +13,9 @@ from deepernets.study import shipped
 
 TIME = r"(\d+(?:\.\d+)?)([smh]?)"  # a budget: seconds, or a number of s, m or h
 
-# The run settings that `deepernets study` may override for every run of a grid: quick versions, and where to run.
-OVERRIDES = ("epochs", "subset", "test_subset", "data_dir", "device", "precision")
+# The run settings that `deepernets study` may override for every run of a grid: quick versions, and where and how
+# to run (compiling and CUDA graphs change the speed, not what a run computes, so a study may resume with or without)
+OVERRIDES = ("epochs", "subset", "test_subset", "data_dir", "device", "precision", "compile", "cuda_graphs")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from deepernets.study.auto_lr import resolve_lr
 from deepernets.study.estimate import duration
 from deepernets.study.grid import Grid, PlannedRun, expand
 from deepernets.study.plan import write_manifest
+from deepernets.train.device import check_cuda_graphs, resolve_device, resolve_precision
 
 
 def run_study(
@@ -31,7 +32,7 @@ def run_study(
     from deepernets.train import fit  # training's imports take seconds: only when a study runs
 
     planned = expand(grid, study_dir, overrides, seeds)
-    check_data(planned[shard[0] :: shard[1]])
+    check_setup(planned[shard[0] :: shard[1]])
     planned = budget.fit(planned, grid, study_dir, estimate.cached(estimate.probe), log)
     mine = planned[shard[0] :: shard[1]]
     write_manifest(grid, study_dir, planned)
@@ -71,9 +72,16 @@ def run_study(
     return counts
 
 
-def check_data(planned: list[PlannedRun]) -> None:
-    """Load every dataset the runs need before the first run starts: a missing or corrupt one stops the study once,
-    with one line, instead of failing every run in turn."""
+def check_setup(planned: list[PlannedRun]) -> None:
+    """Check the device settings and load every dataset the runs need before the first run starts: a setting this
+    machine cannot run (--cuda-graphs without a GPU) or a missing or corrupt dataset stops the study once, with one
+    line, instead of failing every run in turn."""
+    for device_name, precision, cuda_graphs in dict.fromkeys(
+        (p.config.device, p.config.precision, p.config.cuda_graphs) for p in planned
+    ):
+        device = resolve_device(device_name)
+        resolve_precision(precision, device)
+        check_cuda_graphs(cuda_graphs, device)
     for dataset, data_dir, download, size in dict.fromkeys(
         (p.config.dataset, p.config.data_dir, p.config.download, p.config.image_size) for p in planned
     ):

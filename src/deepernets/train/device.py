@@ -65,6 +65,11 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
     return Precision(name, channels_last=name != "fp32" or device.type == "cpu", device_type=device.type)
 
 
+def check_cuda_graphs(cuda_graphs: bool, device: torch.device) -> None:
+    if cuda_graphs and device.type != "cuda":
+        raise UserError("--cuda-graphs needs a CUDA GPU; on CPU leave it out")
+
+
 def place_model(
     model: nn.Module, device: torch.device, precision: Precision, input_shape: tuple[int, ...]
 ) -> nn.Module:

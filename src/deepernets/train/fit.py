@@ -24,7 +24,7 @@ from deepernets.errors import UserError
 from deepernets.run import locks
 from deepernets.run.folder import DONE, RunDir
 from deepernets.train import artifacts, batch_norm, distributed, evaluate, progress
-from deepernets.train.device import Precision, resolve_precision
+from deepernets.train.device import Precision, check_cuda_graphs, resolve_precision
 from deepernets.train.lr_finder_run import find_lr
 from deepernets.train.optimizers import set_lr
 from deepernets.train.schedules import Schedule
@@ -81,8 +81,7 @@ def _train(
     lr_finder_info: dict[str, Any] | None,
 ) -> dict[str, Any]:
     precision = resolve_precision(config.precision, world.device)
-    if config.cuda_graphs and world.device.type != "cuda":
-        raise UserError("--cuda-graphs needs a CUDA GPU; on CPU leave it out")
+    check_cuda_graphs(config.cuda_graphs, world.device)
     config, state = progress.open_run(run, config, resume)
     distributed.barrier(world)  # every rank has checked the run folder before rank 0 writes to it
     if state is not None and state.get("status") in DONE:
