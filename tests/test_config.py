@@ -30,6 +30,7 @@ def test_yaml_values_are_converted_to_each_settings_type():
         ({"ema": 1.0}, "--ema must be in [0, 1), got 1.0"),
         ({"momentum": 1}, "--momentum must be in [0, 1), got 1.0"),
         ({"warmup_epochs": 3, "epochs": 3}, "--warmup-epochs must be below --epochs (3), got 3.0"),
+        ({"warmup_epochs": 1, "epochs": 3, "schedule": "onecycle"}, "onecycle rises to its peak by itself"),
         ({"cutout": 33}, "--cutout must be a square's side from 0 (off) to --image-size 32"),
         ({"cutout": -1}, "--cutout must be at least 0, got -1"),
         ({"mixup": -0.2}, "--mixup must be at least 0, got -0.2"),

@@ -29,6 +29,11 @@ def test_cosine_with_warmup():
     assert values[-1] < 1e-3 and values == values[:10] + sorted(values[10:], reverse=True)
 
 
+def test_a_constant_lr_after_a_warmup_of_a_fraction_of_an_epoch():
+    values = lrs("constant", epochs=2, warmup_epochs=0.5)
+    assert values[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1]) and set(values[5:]) == {0.1}
+
+
 def test_multistep_drops_tenfold_at_half_and_three_quarters():
     values = lrs("multistep", epochs=8)
     assert values[39] == pytest.approx(0.1) and values[40] == pytest.approx(0.01)

@@ -61,7 +61,10 @@ class RunConfig:
     schedule: str = setting(
         "onecycle", "the LR schedule", choices=("constant", "onecycle", "cosine", "multistep", "plateau")
     )
-    warmup_epochs: float = setting(0.0, "cosine: linear warmup length in epochs", minimum=0)
+    warmup_epochs: float = setting(
+        0.0, "a linear rise to the LR over this many epochs (may be a fraction) before any schedule but onecycle",
+        minimum=0,
+    )  # fmt: skip
     milestones: list[float] = setting([0.5, 0.75], "multistep: fractions of training", above=0, below=1)
     gamma: float = setting(0.1, "multistep and plateau: LR factor", above=0)
     patience: int = setting(5, "plateau: bad epochs in a row tolerated; the LR drops after one more", minimum=0)
@@ -118,6 +121,9 @@ class RunConfig:
             raise UserError(f"--image-size {self.image_size} is too small for {self.model}: use at least 32")
         if self.warmup_epochs >= self.epochs:
             raise UserError(f"--warmup-epochs must be below --epochs ({self.epochs}), got {self.warmup_epochs}")
+        if self.warmup_epochs and self.schedule == "onecycle":
+            raise UserError("--warmup-epochs: onecycle rises to its peak by itself; leave it out or choose another "
+                            "--schedule")  # fmt: skip
         if self.cutout > self.image_size:
             raise UserError(f"--cutout must be a square's side from 0 (off) to --image-size {self.image_size}, "
                             f"got {self.cutout}")  # fmt: skip

@@ -38,17 +38,17 @@ class Schedule:
 
     def lr(self, step: int) -> float:
         """The LR for the given 0-based global step."""
-        if self.kind == "constant":
-            return self.peak
-        if self.kind == "onecycle":
+        if self.kind == "onecycle":  # it has a rise of its own (the config refuses --warmup-epochs with it)
             start = self.peak / ONECYCLE_START_DIV
             rise = max(1, round(ONECYCLE_WARMUP * self.total))
             if step < rise:
                 return _cosine(start, self.peak, step / rise)
             return _cosine(self.peak, start / ONECYCLE_END_DIV, (step - rise) / max(1, self.total - 1 - rise))
+        if step < self.warmup:
+            return self.peak * (step + 1) / self.warmup
+        if self.kind == "constant":
+            return self.peak
         if self.kind == "cosine":
-            if step < self.warmup:
-                return self.peak * (step + 1) / self.warmup
             return _cosine(self.peak, 0.0, (step - self.warmup) / max(1, self.total - self.warmup))
         if self.kind == "multistep":
             return self.peak * self.gamma ** sum(step >= m for m in self.milestones)
