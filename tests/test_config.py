@@ -79,6 +79,13 @@ def test_flags_go_over_the_preset_over_the_config_file_and_model_options_follow_
     assert RunConfig.from_sources([config_file], {}, {"head": "compact"}).model_options == {"head": "compact"}
 
 
+@pytest.mark.parametrize("preset", study.run_preset_names())
+def test_every_shipped_training_preset_is_a_valid_run(preset):
+    config = RunConfig.from_sources([study.run_preset_path(preset)], {}, {}).validate()
+    if preset == "cifar10":  # the recipe's choices, as the README explains them
+        assert (config.dataset, config.epochs, config.cutout, config.schedule) == ("cifar10", 50, 8, "onecycle")
+
+
 def test_the_settings_that_may_change_on_resume_are_declared_with_their_settings():
     assert set(WHERE_SETTINGS) == {
         "data_dir",
