@@ -69,6 +69,6 @@ if __name__ == "__main__":
     earlier = [r for r in kept["runs"] if r["seed"] not in args.seeds]
     result = recipe(args.preset, args.model, args.seeds, args.device, earlier)
     atomic.write_json(out, result)
-    std = result["final_test_acc_std"]
-    print(f"{args.model}, {args.preset} recipe: {result['final_test_acc_mean']:.2f} ± {std}% over seeds {args.seeds}")
+    mean, std, seeds = result["final_test_acc_mean"], result["final_test_acc_std"], result["settings"]["seeds"]
+    print(f"{args.model}, {args.preset} recipe: {mean:.2f} ± {std}% over seeds {seeds}")
     print(f"wrote {out}")
