@@ -13,13 +13,15 @@ from typing import Any
 
 from time_to_accuracy import RESULTS, time_to_accuracy
 
+from deepernets import study
+from deepernets.config import RunConfig
 from deepernets.run import atomic
 from deepernets.train.device import device_description, resolve_device
 
-# preset: (dataset, epochs fixed in advance, target % of the final epoch's mean per model)
-RECIPES = {
-    "mnist": ("mnist", 15, {"resnet20": 99.65}),
-    "cifar10": ("cifar10", 50, {"resnet20": 92.0, "resnet44": 93.0, "vgg13_bn": 94.0, "vgg16_bn": 94.0}),
+# preset: the target % of the final epoch's mean per model (the dataset and the epochs are the preset's own)
+TARGETS = {
+    "mnist": {"resnet20": 99.65},
+    "cifar10": {"resnet20": 92.0, "resnet44": 93.0, "vgg13_bn": 94.0, "vgg16_bn": 94.0},
 }
 
 
@@ -27,7 +29,9 @@ def recipe(
     preset: str, model: str, seeds: list[int], device: str = "auto", earlier: list[dict] | None = None
 ) -> dict[str, Any]:
     """Run the seeds; `earlier` are runs of other seeds already measured with the same recipe on the same device."""
-    dataset, epochs, targets = RECIPES[preset]
+    targets = TARGETS[preset]
+    settings = RunConfig.from_sources([study.run_preset_path(preset)], {}, {})
+    dataset, epochs = settings.dataset, settings.epochs
     runs = list(earlier or [])
     for seed in seeds:
         run = time_to_accuracy(model, dataset, targets[model], epochs, device, ("--seed", str(seed)), preset)
@@ -54,7 +58,7 @@ def recipe(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("preset", choices=sorted(RECIPES))
+    parser.add_argument("preset", choices=sorted(TARGETS))
     parser.add_argument("model")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--device", default="auto")
