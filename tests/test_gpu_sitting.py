@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import REPO
@@ -15,6 +16,9 @@ from gpu import table  # noqa: E402
 from gpu.archive import ARCHIVED, pack_runs, unpack_runs  # noqa: E402
 from gpu.plan import STEPS  # noqa: E402
 from gpu.steps.cuda_tests import pytest_counts, pytest_outcomes  # noqa: E402
+from gpu.workers import grid_file  # noqa: E402
+
+from deepernets import study  # noqa: E402
 
 SCRIPT = REPO / "benchmarks" / "gpu" / "sitting.py"
 
@@ -44,7 +48,7 @@ def test_archive_keeps_text_files_only_and_a_restore_keeps_finished_runs(tmp_pat
     (finder / "plots" / "lr_finder.png").write_bytes(b"png")
     (study / "study.json").write_text("{}")
 
-    archive = tmp_path / "study-runs.tar.gz"
+    archive = tmp_path / "seed-runs.tar.gz"
     assert pack_runs(study, archive) == 2 * 6 + 2 + 1
     with tarfile.open(archive) as tar:
         names = tar.getnames()
@@ -56,6 +60,16 @@ def test_archive_keeps_text_files_only_and_a_restore_keeps_finished_runs(tmp_pat
     assert (restored / "cifar10-resnet20-sgd-lr0.01-s0" / "summary.json").exists()
     assert not (restored / "cifar10-resnet20-sgd-lr0.001-s0").exists()  # unfinished: it starts again
     assert (restored / "lr_finder" / "cifar10-resnet20-sgd-abc" / "result.json").exists()
+
+
+def test_a_sitting_reorders_or_cuts_down_a_grids_axes_but_never_adds_to_them(tmp_path):
+    sitting = SimpleNamespace(work=tmp_path)
+    reordered = study.load_grid(str(grid_file(sitting, "seed", "seed", {"dataset": ["cifar10", "mnist"]}, None)))
+    assert reordered.name == "seed" and reordered.axes["dataset"] == ["cifar10", "mnist"]
+    assert reordered.axes["model"] == study.load_grid("seed").axes["model"]
+    recipe = study.load_grid(str(grid_file(sitting, "cifar10-recipe", "r", {"dataset": ["cifar10", "mnist"]}, None)))
+    assert recipe.name == "cifar10-recipe" and recipe.preset == "cifar10" and recipe.axes["dataset"] == ["cifar10"]
+    assert len(study.expand(recipe, tmp_path, {})) == 12
 
 
 def test_pytest_output_is_read_with_and_without_xdist():
@@ -112,7 +126,7 @@ def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
 
     study = steps["study"]
     assert study["workers"] == probe["best_workers"] and study["planned_runs"] == 3
-    with tarfile.open(out / "study-runs.tar.gz") as tar:
+    with tarfile.open(out / "seed-runs.tar.gz") as tar:
         names = tar.getnames()
         assert names and all(Path(n).name in ARCHIVED for n in names)
         assert not any("checkpoints" in n or n.endswith((".pt", ".png")) for n in names)
@@ -137,7 +151,7 @@ def test_the_table_reads_a_gpu_sitting_that_ran_out_of_time():
         "study-workers": {"status": "done", "seconds": 80, "best_workers": 4, "trials": [
             {"workers": n, "runs_per_hour": r} for n, r in ((1, 200.0), (2, 310.0), (4, 420.0), (8, 400.0))]},
         "study": {"status": "stopped: out of time", "seconds": 20, "finished_runs": 0, "planned_runs": 48,
-                  "workers": 4, "in_progress_when_stopped": [{}] * 4, "archive": "study-runs.tar.gz"},
+                  "workers": 4, "in_progress_when_stopped": [{}] * 4, "archive": "seed-runs.tar.gz"},
     }  # fmt: skip
     lines = table.render(steps, device="NVIDIA H100 80GB HBM3", elapsed_s=520.0, limit_s=525.0, out=Path("/out"),
                          batch_size=128, stopped_at="during study").splitlines()  # fmt: skip

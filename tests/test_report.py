@@ -109,6 +109,23 @@ def test_a_cell_says_how_many_planned_seeds_did_not_finish(tmp_path):
     assert "lr auto" not in md
 
 
+def test_a_recipe_grid_reports_each_models_mean_over_its_seeds(tmp_path):
+    st = tmp_path / "st"
+    grid = study.load_grid("cifar10-recipe")
+    planned = study.expand(grid, st, {})
+    study.write_manifest(grid, st, planned)
+    for run in planned[:-1]:  # vgg16_bn's last seed has not run
+        fake_run(st, run.config, acc=92.0 + run.cell["seed"])
+    md = report.build([st], st)[0].read_text()
+    assert "Study cifar10-recipe: The cifar10 training preset" in md
+    assert "### cifar10, sgd (50 epochs, all images, batch 128, nesterov True, label_smoothing 0.1, cutout 8)" in md
+    rows = {
+        line.split(" | ")[0].strip("| "): line for line in md.splitlines() if line.startswith(("| resnet", "| vgg"))
+    }
+    assert "| 93.00 ± 1.00 (n=3) |" in rows["resnet44"]
+    assert "| 92.50 ± 0.71 (n=2 of 3, 1 unfinished) |" in rows["vgg16_bn"]
+
+
 def test_merged_study_folders_keep_each_variant_apart(tmp_path):
     """`report A B` over two versions of one grid: the same run names, other settings (here the subset)."""
     folders = [tmp_path / "st-256", tmp_path / "st-512"]

@@ -16,6 +16,7 @@ import torch
 from conftest import run_cli
 
 from deepernets import study
+from deepernets.config import RunConfig
 from deepernets.errors import UserError
 
 GRID = """
@@ -89,6 +90,28 @@ def test_a_setting_may_take_one_value_per_value_of_an_axis(tmp_path):
     assert {p.config.subset for p in overridden} == {50}
 
 
+def test_a_grid_may_start_every_run_from_a_training_preset(tmp_path):
+    recipe = study.expand(study.load_grid("cifar10-recipe"), tmp_path, {})
+    assert len(recipe) == 4 * 3 and {p.cell["model"] for p in recipe} == {
+        "resnet20",
+        "resnet44",
+        "vgg13_bn",
+        "vgg16_bn",
+    }
+    assert {p.cell["seed"] for p in recipe} == {0, 1, 2}
+    preset = RunConfig.from_sources([study.run_preset_path("cifar10")], {}, {})
+    for run in recipe:  # the preset's every setting, the grid's model and seed
+        assert run.config.replace(model=preset.model, seed=preset.seed, name="", runs_dir="") == preset.replace(
+            name="", runs_dir=""
+        )
+    (tmp_path / "over.yaml").write_text("preset: cifar10\nbase: {epochs: 3}\naxes: {cutout: [0, 16]}\n")
+    over = study.expand(study.load_grid(str(tmp_path / "over.yaml")), tmp_path, {"subset": 100})
+    assert [(p.config.cutout, p.config.epochs, p.config.subset, p.config.lr) for p in over] == [
+        (0, 3, 100, 0.1),
+        (16, 3, 100, 0.1),
+    ]
+
+
 def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
     (tmp_path / "short.yaml").write_text("name: short\naxes: {model: [resnet20]}\nlr_finder_steps: 10\n")
     with pytest.raises(UserError, match="short.yaml: lr_finder_steps must be at least 20, got 10"):
@@ -104,6 +127,7 @@ def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
         ("base: [epochs]", "grid key base must be dict"),
         ("seeds: 0", "bad.yaml: seeds must be at least 1, got 0"),
         ("description: old", "unknown grid key(s) description"),
+        ("preset: cifar", "bad.yaml: preset 'cifar' is not a training preset; choose one of: cifar10, fast, mnist"),
         ("axes: {model: [resnet20]}\nbase: {lr: {per: colour, red: 1}}", "base: lr: 'per: colour' names no axis"),
         ("axes: {optimizer: [sgd, adam]}\nbase: {lr: {per: optimizer, sgd: 0.1}}", "(no value for adam)"),
         (
@@ -308,6 +332,7 @@ MANIFEST_WORKER = """
 import sys, time
 from pathlib import Path
 from deepernets import study
+from deepernets.config import RunConfig
 grid_path, st, go, model = sys.argv[1:]
 grid = study.load_grid(grid_path)
 grid.axes["model"] = [model]

@@ -1,6 +1,6 @@
-"""study-runs.tar.gz: a study folder's text files, which come back from a device call, and restore a later one.
+"""GRID-runs.tar.gz: a study folder's text files, which come back from a device call, and restore a later one.
 
-python benchmarks/gpu/archive.py study-runs.tar.gz results/seed   # its finished runs into the repository
+python benchmarks/gpu/archive.py seed-runs.tar.gz results/seed   # its finished runs into the repository
 """
 
 import json

@@ -27,7 +27,8 @@ class Plan:
     probe_axes: dict[str, list]  # the slice of the seed grid timed for each worker count
     probe_overrides: dict[str, Any]
     worker_counts: list[int]
-    study_axes: dict[str, list]  # the seed grid's axes, datasets reordered (CIFAR-10 first) or cut down
+    study_axes: dict[str, list]  # the study grid's axes, datasets reordered (CIFAR-10 first) or cut down
+    study_grid: str = "seed"  # the shipped grid the study step runs
     study_overrides: dict[str, Any] = field(default_factory=dict)
     lr_finder_steps: int | None = None
     threads: int | None = None  # CPU threads per process (OMP_NUM_THREADS); None: the machine's cores, shared

@@ -15,12 +15,13 @@ start), and none running past it (a stopped step takes up to 15 s more to end):
                      with the fastest variant step 2 measured for it
 4. study-workers     a fixed slice of the seed study's runs with 1, 2, 4 and 8 `deepernets study --shard i/N`
                      workers on the one GPU: runs finished per hour for each N
-5. study             `deepernets study seed` with the best N, CIFAR-10 first, restartable (--resume-from)
+5. study             `deepernets study seed` (or --study-grid cifar10-recipe) with the best N, CIFAR-10 first,
+                     restartable (--resume-from)
 
 Each step gets at most its cap (--caps) of the time left. Every result is written under --out (default $OUT,
 else runs/sitting) as soon as its step ends: sitting.json (every step's status and result), throughput-KIND.json,
 time_to_accuracy-cifar10-MODEL-KIND.json, study-KIND.json, cuda-tests.log, sitting.log (everything the steps
-printed), and study-runs.tar.gz: the study's run folders as text files only (config.yaml, summary.json,
+printed), and GRID-runs.tar.gz: the study's run folders as text files only (config.yaml, summary.json,
 metrics.csv, confusion.csv, per_class.csv, log.txt, lr_finder.csv, and study.json and the LR finder's
 result.json, which a report and a restart need); no checkpoints, no plots. KIND is cuda, or cpu for --tiny.
 A short table is printed last.
@@ -29,7 +30,7 @@ A short table is printed last.
 # This driver runs the steps in order within the time budget and prints the table; the rest lives beside it:
 # plan.py (what runs, at what size), steps/ (one module per step), context.py (what the steps share),
 # processes.py (child process groups and deadlines), workers.py (study workers on one folder), archive.py
-# (study-runs.tar.gz), table.py (the final table).
+# (GRID-runs.tar.gz), table.py (the final table).
 
 import argparse
 import functools
@@ -96,7 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--caps", default="", help="seconds per step at most, e.g. throughput=120,study-workers=60")
     parser.add_argument("--tta-epochs", default="", help="epoch budgets fixed in advance, e.g. resnet20=50,vgg16_bn=40")
     parser.add_argument("--workers", type=int, help="study workers on the GPU (skips the probe's choice)")
-    parser.add_argument("--resume-from", help="an earlier sitting's study-runs.tar.gz: its finished runs are kept")
+    parser.add_argument("--resume-from", help="an earlier sitting's GRID-runs.tar.gz: its finished runs are kept")
+    parser.add_argument("--study-grid", help="the study step's shipped grid (default seed), e.g. cifar10-recipe")
     parser.add_argument("--study-cuda-graphs", action="store_true",
                         help="the study's runs as CUDA graphs (deepernets study --cuda-graphs)")  # fmt: skip
     parser.add_argument("--study-datasets", help="the study step's datasets, in order (default cifar10,mnist), e.g. "
@@ -125,6 +127,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.caps[key] = float(value)
     if args.study_cuda_graphs:
         plan.study_overrides["cuda_graphs"] = True
+    if args.study_grid:
+        plan.study_grid = args.study_grid
     if args.study_datasets:
         plan.study_axes["dataset"] = args.study_datasets.split(",")
     for key, value in _pairs(args.tta_epochs):

@@ -1,4 +1,4 @@
-"""N `deepernets study --shard i/N` workers on one study folder, on a slice or a reordering of the seed grid."""
+"""N `deepernets study --shard i/N` workers on one study folder, on a slice or a reordering of a shipped grid."""
 
 import dataclasses
 import os
@@ -18,15 +18,18 @@ SUMMARY_KEYS = ("name", "status", "model", "dataset", "optimizer", "schedule", "
                 "final_test_acc", "wall_time_s", "train_images_per_s", "train_images")  # fmt: skip
 
 
-def grid_file(sitting: Sitting, name: str, axes: dict[str, list], lr_finder_steps: int | None) -> Path:
-    """The seed grid with some axes replaced (a slice, or the datasets reordered), as a grid YAML file."""
-    grid = dataclasses.asdict(load_grid("seed"))
-    grid["axes"] = {k: axes.get(k, v) for k, v in grid["axes"].items()}
+def grid_file(
+    sitting: Sitting, grid_name: str, file_name: str, axes: dict[str, list], lr_finder_steps: int | None
+) -> Path:
+    """A shipped grid with those of its axes that `axes` names cut down or reordered (never given new values), as
+    the grid YAML file FILE_NAME.yaml; the grid keeps its name, so its runs and report are the shipped grid's."""
+    grid = dataclasses.asdict(load_grid(grid_name))
+    grid["axes"] = {k: [x for x in axes[k] if x in v] if k in axes else v for k, v in grid["axes"].items()}
     if lr_finder_steps:
         grid["lr_finder_steps"] = lr_finder_steps
-    path = sitting.work / f"{name}.yaml"
+    path = sitting.work / f"{file_name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({**grid, "name": "seed"}, sort_keys=False))
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
     return path
 
 

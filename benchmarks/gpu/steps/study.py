@@ -1,5 +1,6 @@
-"""Step study: the seed study with the best worker count, CIFAR-10 first, until the deadline; restartable from an
-earlier sitting's archive. Its run folders come back as study-runs.tar.gz, its record in study-KIND.json."""
+"""Step study: a shipped study (the plan's study_grid: seed, or cifar10-recipe) with the best worker count,
+CIFAR-10 first, until the deadline; restartable from an earlier sitting's archive. Its run folders come back as
+GRID-runs.tar.gz, its record in study-KIND.json under the grid's name."""
 
 import json
 from pathlib import Path
@@ -16,8 +17,8 @@ def run(sitting: Sitting, until: float, workers: int | None, resume_from: Path |
     probed = sitting.steps.get("study-workers", {}).get("best_workers")
     n = workers or probed or 1
     chosen_by = "--workers" if workers else "the study-workers step" if probed else "default: no probe result"
-    grid = grid_file(sitting, "seed", plan.study_axes, plan.lr_finder_steps)
-    folder = sitting.work / "seed"
+    grid = grid_file(sitting, plan.study_grid, plan.study_grid, plan.study_axes, plan.lr_finder_steps)
+    folder = sitting.work / plan.study_grid
     restored = unpack_runs(resume_from, folder) if resume_from else 0
     planned = expand(load_grid(str(grid)), folder, plan.study_overrides)
     sitting.say(
@@ -27,11 +28,12 @@ def run(sitting: Sitting, until: float, workers: int | None, resume_from: Path |
     trial = run_workers(sitting, grid, folder, n, plan.study_overrides, until)
     runs = run_summaries(folder)
     finished = done(runs)
-    archive = sitting.out / "study-runs.tar.gz"
+    archive = sitting.out / f"{plan.study_grid}-runs.tar.gz"
     files = pack_runs(folder, archive)
     in_progress = [r for r in runs if r not in finished]
     result = {
         "status": "stopped: out of time" if trial["out_of_time"] else "done",
+        "grid": plan.study_grid,
         "workers": n,
         "chosen_by": chosen_by,
         "planned_runs": len(planned),
@@ -47,5 +49,5 @@ def run(sitting: Sitting, until: float, workers: int | None, resume_from: Path |
     }
     path = sitting.out / f"study-{sitting.kind}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    sitting.write(path.name, {**previous, "study": result})
+    sitting.write(path.name, {**previous, plan.study_grid: result})
     return result

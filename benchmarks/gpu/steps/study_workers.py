@@ -12,7 +12,7 @@ from gpu.workers import grid_file, run_workers
 
 def run(sitting: Sitting, until: float) -> dict[str, Any]:
     plan = sitting.plan
-    grid = grid_file(sitting, "probe-grid", plan.probe_axes, None)
+    grid = grid_file(sitting, "seed", "probe-grid", plan.probe_axes, None)
     runs = len(expand(load_grid(str(grid)), sitting.work, plan.probe_overrides))
     trials, status = [], "done"
     counts = plan.worker_counts

@@ -24,6 +24,11 @@ class Grid:
 
     name: str = setting("", "the study's name (default: the grid file's name)")
     about: str = setting("", "what the study is, and how it differs from the one it reduces; its report opens with it")
+    preset: str = setting(
+        "",
+        "a training preset (as `deepernets train --preset NAME`) that every run starts from; base, the axes and "
+        "the policies change it",
+    )
     base: dict[str, Any] = setting(
         {}, "run settings that every run shares; a value may differ by axis: {per: AXIS, VALUE: setting, ...}"
     )
@@ -66,6 +71,9 @@ def load_grid(name_or_path: str) -> Grid:
             )
         if not isinstance(choices, list) or not choices:
             raise UserError(f"{path}: axis '{axis}' needs a non-empty list of values")
+    if grid.preset and grid.preset not in shipped.run_preset_names():
+        raise UserError(f"{path}: preset '{grid.preset}' is not a training preset; choose one of: "
+                        f"{', '.join(shipped.run_preset_names())}")  # fmt: skip
     for policy in grid.axes.get("policy", []):
         if policy not in grid.policies:
             raise UserError(f"{path}: policy '{policy}' is not defined under policies")
@@ -106,10 +114,11 @@ def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | 
 
     planned = []
     axes = list(grid.axes)
+    start = load_yaml(shipped.run_preset_path(grid.preset)) if grid.preset else {}
     for values in itertools.product(*grid.axes.values()):
         for seed in range(seeds or grid.seeds):
             cell = dict(zip(axes, values, strict=True))
-            run_settings = {**grid.base}
+            run_settings = {**start, **grid.base}
             for axis, value in cell.items():
                 run_settings.update(grid.policies[value] if axis == "policy" else {axis: value})
             run_settings = {k: v[cell[v["per"]]] if is_per_axis(v) else v for k, v in run_settings.items()}
