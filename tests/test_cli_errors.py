@@ -53,6 +53,7 @@ def test_bad_flags(tmp_path, args, fragments):
         (["lr-find", "--steps", "10"], ["--steps: must be at least 20, got 10"]),
         (["study", "tiny", "--seeds", "0"], ["--seeds: must be at least 1, got 0"]),
         (["evaluate", "runs/x", "--tta", "crop"], ["--tta: must be none or flip, got 'crop'"]),
+        (["bench", "--device", "cpu", "--variants", "cuda-graphs"], ["--variants cuda-graphs needs a CUDA GPU"]),
     ],
 )
 def test_bad_names_and_flags_of_every_command_are_refused_before_anything_is_written(tmp_path, args, fragments):

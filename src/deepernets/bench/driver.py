@@ -11,6 +11,7 @@ from deepernets import models
 from deepernets.bench.gemm import gemm_rate, native_dtypes, padding_flops_per_image
 from deepernets.bench.machine import versions
 from deepernets.bench.measure import WARMUP_STEPS, measure_command, measure_in_subprocess
+from deepernets.errors import UserError
 from deepernets.train.device import device_description, resolve_device
 
 
@@ -58,6 +59,8 @@ def throughput(
     `left_out` lists what was not measured, and any measurement that failed, with why.
     """
     target = resolve_device(device)
+    if "cuda-graphs" in variants and target.type != "cuda":
+        raise UserError("--variants cuda-graphs needs a CUDA GPU: leave it out, or use --device cuda")
     gemm_size = gemm_size or (8192 if target.type == "cuda" else 4096)
     result: dict[str, Any] = {
         "benchmark": "throughput",
