@@ -41,14 +41,17 @@ def throughput_table(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in result["models"].items():
-        ours, classic = m["ours"], m["classic"]
-        lines.append(
-            f"| {name} | {speed(ours)} | {speed(classic)} | ×{m['speedup']:.2f} "
-            f"| {ours['training_gflops']:.0f} ({share(ours['fraction_of_gemm'])}) "
-            f"| {share(ours['fraction_of_gemm_without_padding'])} "
-            f"| {classic['training_gflops']:.0f} ({share(classic['fraction_of_gemm'])}) "
-            f"| {ours['peak_memory_mb']:.0f} / {classic['peak_memory_mb']:.0f} |"
-        )
+        classic = m["classic"]
+        # eager first, then each compiled variant timed (`deepernets bench --variants`), against the same baseline
+        for variant, ours in {"eager": m["ours"], **m.get("ours_variants", {})}.items():
+            lines.append(
+                f"| {name}{'' if variant == 'eager' else f' ({variant})'} | {speed(ours)} | {speed(classic)} "
+                f"| ×{ours['images_per_s_median'] / classic['images_per_s_median']:.2f} "
+                f"| {ours['training_gflops']:.0f} ({share(ours['fraction_of_gemm'])}) "
+                f"| {share(ours['fraction_of_gemm_without_padding'])} "
+                f"| {classic['training_gflops']:.0f} ({share(classic['fraction_of_gemm'])}) "
+                f"| {ours['peak_memory_mb']:.0f} / {classic['peak_memory_mb']:.0f} |"
+            )
     return "\n".join(lines)
 
 
