@@ -54,6 +54,7 @@ def test_bad_flags(tmp_path, args, fragments):
         (["study", "tiny", "--seeds", "0"], ["--seeds: must be at least 1, got 0"]),
         (["evaluate", "runs/x", "--tta", "crop"], ["--tta: must be none or flip, got 'crop'"]),
         (["bench", "--device", "cpu", "--variants", "cuda-graphs"], ["--variants cuda-graphs needs a CUDA GPU"]),
+        (["bench", "--variants", "jit"], ["--variants: unknown jit; choose from eager, compile, cuda-graphs"]),
     ],
 )
 def test_bad_names_and_flags_of_every_command_are_refused_before_anything_is_written(tmp_path, args, fragments):

@@ -38,18 +38,18 @@ def write_run(folder: Path, name: str, status: str) -> None:
 
 
 def test_archive_keeps_text_files_only_and_a_restore_keeps_finished_runs(tmp_path):
-    study = tmp_path / "seed"
-    write_run(study, "cifar10-resnet20-sgd-lr0.01-s0", "finished")
-    write_run(study, "cifar10-resnet20-sgd-lr0.001-s0", "running")
-    finder = study / "lr_finder" / "cifar10-resnet20-sgd-abc"
+    folder = tmp_path / "seed"
+    write_run(folder, "cifar10-resnet20-sgd-lr0.01-s0", "finished")
+    write_run(folder, "cifar10-resnet20-sgd-lr0.001-s0", "running")
+    finder = folder / "lr_finder" / "cifar10-resnet20-sgd-abc"
     (finder / "plots").mkdir(parents=True)
     (finder / "lr_finder.csv").write_text("step,lr")
     (finder / "result.json").write_text("{}")
     (finder / "plots" / "lr_finder.png").write_bytes(b"png")
-    (study / "study.json").write_text("{}")
+    (folder / "study.json").write_text("{}")
 
     archive = tmp_path / "seed-runs.tar.gz"
-    assert pack_runs(study, archive) == 2 * 6 + 2 + 1
+    assert pack_runs(folder, archive) == 2 * 6 + 2 + 1
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert all(Path(n).name in ARCHIVED and n.startswith("seed/") for n in names)
@@ -60,6 +60,8 @@ def test_archive_keeps_text_files_only_and_a_restore_keeps_finished_runs(tmp_pat
     assert (restored / "cifar10-resnet20-sgd-lr0.01-s0" / "summary.json").exists()
     assert not (restored / "cifar10-resnet20-sgd-lr0.001-s0").exists()  # unfinished: it starts again
     assert (restored / "lr_finder" / "cifar10-resnet20-sgd-abc" / "result.json").exists()
+    with pytest.raises(ValueError, match="holds the study seed, not cifar10-recipe"):  # two plans in one folder
+        unpack_runs(archive, tmp_path / "cifar10-recipe")
 
 
 def test_a_sitting_reorders_or_cuts_down_a_grids_axes_but_never_adds_to_them(tmp_path):
@@ -70,6 +72,14 @@ def test_a_sitting_reorders_or_cuts_down_a_grids_axes_but_never_adds_to_them(tmp
     recipe = study.load_grid(str(grid_file(sitting, "cifar10-recipe", "r", {"dataset": ["cifar10", "mnist"]}, None)))
     assert recipe.name == "cifar10-recipe" and recipe.preset == "cifar10" and recipe.axes["dataset"] == ["cifar10"]
     assert len(study.expand(recipe, tmp_path, {})) == 12
+
+
+def test_a_sitting_refuses_datasets_its_study_grid_lacks(tmp_path):
+    command = [sys.executable, str(SCRIPT), "--tiny", "--out", str(tmp_path), "--study-grid", "cifar10-recipe",
+               "--study-datasets", "mnist"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and not (tmp_path / "sitting.json").exists()
+    assert result.stderr.strip() == "--study-datasets: the grid cifar10-recipe has no mnist"
 
 
 def test_pytest_output_is_read_with_and_without_xdist():
@@ -124,14 +134,14 @@ def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
     assert [t["workers"] for t in probe["trials"]] == [1, 2]
     assert probe["best_workers"] in (1, 2)
 
-    study = steps["study"]
-    assert study["workers"] == probe["best_workers"] and study["planned_runs"] == 3
+    entry = steps["study"]
+    assert entry["workers"] == probe["best_workers"] and entry["planned_runs"] == 3
     with tarfile.open(out / "seed-runs.tar.gz") as tar:
         names = tar.getnames()
         assert names and all(Path(n).name in ARCHIVED for n in names)
         assert not any("checkpoints" in n or n.endswith((".pt", ".png")) for n in names)
         finished = [json.loads(tar.extractfile(n).read()) for n in names if n.endswith("/summary.json")]
-    assert sum(s["status"] == "finished" for s in finished) == study["finished_runs"] >= 1
+    assert sum(s["status"] == "finished" for s in finished) == entry["finished_runs"] >= 1
     assert len(list(out.iterdir())) <= 8  # what a device call brings back from $OUT
 
 

@@ -332,7 +332,6 @@ MANIFEST_WORKER = """
 import sys, time
 from pathlib import Path
 from deepernets import study
-from deepernets.config import RunConfig
 grid_path, st, go, model = sys.argv[1:]
 grid = study.load_grid(grid_path)
 grid.axes["model"] = [model]

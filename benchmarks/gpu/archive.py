@@ -46,6 +46,9 @@ def unpack_runs(archive: Path, folder: Path) -> int:
     """Restore the finished and diverged runs (and LR-finder results) of an earlier sitting's archive."""
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers() if m.isfile() and Path(m.name).name in ARCHIVED}
+        studies = {Path(name).parts[0] for name in members}
+        if studies - {folder.name}:  # another grid's runs would mix two plans in one study folder
+            raise ValueError(f"{archive} holds the study {', '.join(sorted(studies))}, not {folder.name}")
         done = set()
         for name, member in members.items():
             parts = Path(name).parts

@@ -45,6 +45,7 @@ from typing import Any
 BENCHMARKS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(BENCHMARKS), str(BENCHMARKS.parent / "src")]  # this package (gpu), and deepernets
 
+from deepernets.study import grid_names, load_grid  # noqa: E402
 from gpu import REPO, table  # noqa: E402
 from gpu.context import Sitting  # noqa: E402
 from gpu.plan import STEPS, Plan, gpu_plan, tiny_plan  # noqa: E402
@@ -98,7 +99,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tta-epochs", default="", help="epoch budgets fixed in advance, e.g. resnet20=50,vgg16_bn=40")
     parser.add_argument("--workers", type=int, help="study workers on the GPU (skips the probe's choice)")
     parser.add_argument("--resume-from", help="an earlier sitting's GRID-runs.tar.gz: its finished runs are kept")
-    parser.add_argument("--study-grid", help="the study step's shipped grid (default seed), e.g. cifar10-recipe")
+    parser.add_argument("--study-grid", choices=grid_names(), help="the study step's shipped grid (default seed)")
     parser.add_argument("--study-cuda-graphs", action="store_true",
                         help="the study's runs as CUDA graphs (deepernets study --cuda-graphs)")  # fmt: skip
     parser.add_argument("--study-datasets", help="the study step's datasets, in order (default cifar10,mnist), e.g. "
@@ -131,6 +132,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.study_grid = args.study_grid
     if args.study_datasets:
         plan.study_axes["dataset"] = args.study_datasets.split(",")
+        lacking = set(plan.study_axes["dataset"]) - set(load_grid(plan.study_grid).axes.get("dataset", []))
+        if lacking:
+            sys.exit(f"--study-datasets: the grid {plan.study_grid} has no {', '.join(sorted(lacking))}")
     for key, value in _pairs(args.tta_epochs):
         for task in plan.tta:
             if task["model"] == key:

@@ -1,6 +1,6 @@
 """Step study: a shipped study (the plan's study_grid: seed, or cifar10-recipe) with the best worker count,
 CIFAR-10 first, until the deadline; restartable from an earlier sitting's archive. Its run folders come back as
-GRID-runs.tar.gz, its record in study-KIND.json under the grid's name."""
+GRID-runs.tar.gz, its record in study-KIND.json."""
 
 import json
 from pathlib import Path
@@ -49,5 +49,5 @@ def run(sitting: Sitting, until: float, workers: int | None, resume_from: Path |
     }
     path = sitting.out / f"study-{sitting.kind}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
-    sitting.write(path.name, {**previous, plan.study_grid: result})
+    sitting.write(path.name, {**previous, "study": result})
     return result

@@ -10,7 +10,7 @@ from typing import Any
 from deepernets import models
 from deepernets.bench.gemm import gemm_rate, native_dtypes, padding_flops_per_image
 from deepernets.bench.machine import versions
-from deepernets.bench.measure import WARMUP_STEPS, measure_command, measure_in_subprocess
+from deepernets.bench.measure import VARIANTS, WARMUP_STEPS, measure_command, measure_in_subprocess
 from deepernets.errors import UserError
 from deepernets.train.device import device_description, resolve_device
 
@@ -59,6 +59,9 @@ def throughput(
     `left_out` lists what was not measured, and any measurement that failed, with why.
     """
     target = resolve_device(device)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise UserError(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if "cuda-graphs" in variants and target.type != "cuda":
         raise UserError("--variants cuda-graphs needs a CUDA GPU: leave it out, or use --device cuda")
     gemm_size = gemm_size or (8192 if target.type == "cuda" else 4096)
@@ -72,7 +75,7 @@ def throughput(
             "warmup_steps": WARMUP_STEPS["eager"],
             "warmup_steps_compiled": WARMUP_STEPS["compiled"],
             "repeats": repeats,
-            "variants": ["eager", *(v for v in variants if v != "eager")],
+            "variants": ["eager", *(v for v in dict.fromkeys(variants) if v != "eager")],
             "classic_workers": list(classic_workers),
             "gemm_size": gemm_size,
             "data": "synthetic uint8 CIFAR-shaped images (3×32×32, 10 classes)",
