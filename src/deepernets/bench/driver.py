@@ -10,7 +10,8 @@ from typing import Any
 from deepernets import models
 from deepernets.bench.gemm import gemm_rate, native_dtypes, padding_flops_per_image
 from deepernets.bench.machine import versions
-from deepernets.bench.measure import VARIANTS, WARMUP_STEPS, measure_command, measure_in_subprocess
+from deepernets.bench.measure import VARIANTS, WARMUP_STEPS, measure_command
+from deepernets.bench.worker import MeasureProcess
 from deepernets.errors import UserError
 from deepernets.train.device import device_description, resolve_device
 
@@ -98,32 +99,40 @@ def throughput(
         plan += [(repeat, name, "ours", variant, 0) for name, variant in compiled]
         plan += [(repeat, name, "classic", "eager", w) for name in model_names for w in classic_workers]
     measured: dict[tuple[str, str], list[dict]] = {}  # (model, variant or "classic") -> measurements
-    for step, item in enumerate(plan, 1):
-        if item == "precompile":
-            if deadline is None or deadline > time.monotonic():
-                seconds = precompile(compiled, batch_size, device, deadline)
-                result["settings"]["parallel_compile_s"] = round(seconds, 1)
-                log(f"compiled {len(compiled)} model variants side by side in {seconds:.0f} s")
-            continue
-        repeat, name, path, variant, workers = item
-        what = f"{name} {f'classic, {workers} workers' if path == 'classic' else variant} (repeat {repeat + 1})"
-        left = None if deadline is None else deadline - time.monotonic()
-        log(f"[{step}/{len(plan)}] timing {what}")
-        try:
-            if left is not None and left <= 0:
-                raise subprocess.TimeoutExpired(what, 0)
-            r = measure_in_subprocess(path, name, batch_size, steps, workers, device, variant, timeout=left)
-        except subprocess.TimeoutExpired:
-            result["left_out"].append(f"{what}: out of time")
-            continue
-        except subprocess.CalledProcessError as e:
-            reason = (e.stderr or "").strip().splitlines()[-1:] or [f"exit code {e.returncode}"]
-            result["left_out"].append(f"{what}: failed ({reason[0][:300]})")
-            log(f"{what}: failed ({reason[0][:300]})")
-            continue
-        measured.setdefault((name, "classic" if path == "classic" else variant), []).append(
-            r | {"num_workers": workers, "repeat": repeat}
-        )
+    # Peak memory on CUDA resets in place, so there one child takes our path's measurements and another the classic
+    # pipeline's (which must not inherit our path's allocator settings); on a CPU each measurement gets a fresh one.
+    keep_child, last_path = target.type == "cuda", None
+    with MeasureProcess() as child:
+        for step, item in enumerate(plan, 1):
+            if item == "precompile":
+                if deadline is None or deadline > time.monotonic():
+                    seconds = precompile(compiled, batch_size, device, deadline)
+                    result["settings"]["parallel_compile_s"] = round(seconds, 1)
+                    log(f"compiled {len(compiled)} model variants side by side in {seconds:.0f} s")
+                continue
+            repeat, name, path, variant, workers = item
+            what = f"{name} {f'classic, {workers} workers' if path == 'classic' else variant} (repeat {repeat + 1})"
+            left = None if deadline is None else deadline - time.monotonic()
+            log(f"[{step}/{len(plan)}] timing {what}")
+            try:
+                if left is not None and left <= 0:
+                    raise subprocess.TimeoutExpired(what, 0)
+                if not keep_child or path != last_path:
+                    child.close()  # on a CPU every measurement, and on CUDA the classic pipeline, starts afresh
+                last_path = path
+                r = child.measure(left, path=path, model_name=name, batch_size=batch_size, steps=steps,
+                                  workers=workers, device_name=device, variant=variant)  # fmt: skip
+            except subprocess.TimeoutExpired:
+                result["left_out"].append(f"{what}: out of time")
+                continue
+            except subprocess.CalledProcessError as e:
+                reason = (e.stderr or "").strip().splitlines()[-1:] or [f"exit code {e.returncode}"]
+                result["left_out"].append(f"{what}: failed ({reason[0][:300]})")
+                log(f"{what}: failed ({reason[0][:300]})")
+                continue
+            measured.setdefault((name, "classic" if path == "classic" else variant), []).append(
+                r | {"num_workers": workers, "repeat": repeat}
+            )
     for name in model_names:
         flops = models.flops_per_image(name)
         useful = flops - padding_flops_per_image(name)

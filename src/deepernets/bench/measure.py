@@ -1,14 +1,13 @@
-"""One measurement: training images/s of one pipeline and model, in this process or in a fresh one.
+"""One measurement: training images/s of one pipeline and model, with the peak memory it needed.
 
-Each measurement of a benchmark runs in a fresh subprocess, so its peak memory (RSS on CPU, max allocated on CUDA)
-is its own. Our path runs in the run's auto precision (bf16 autocast and channels_last where supported), eagerly
-or under `torch.compile` ("compile") or with each step replayed as CUDA graphs ("cuda-graphs", compile's
-"reduce-overhead" mode, CUDA only), as `--compile` and `--cuda-graphs` train; the classic path in fp32, NCHW, eager.
+A benchmark takes its measurements in child processes (bench/worker.py), so that each one's peak memory (RSS on
+CPU, the allocator's peak on CUDA, counted from what was allocated when it started) is its own. Our path runs
+in the run's auto precision (bf16 autocast and channels_last where supported), eagerly or under `torch.compile`
+("compile") or with each step replayed as CUDA graphs ("cuda-graphs", compile's "reduce-overhead" mode, CUDA
+only), as `--compile` and `--cuda-graphs` train; the classic path in fp32, NCHW, eager.
 """
 
-import json
 import resource
-import subprocess
 import sys
 from typing import Any
 
@@ -34,6 +33,9 @@ def measure(
     if path == "ours":
         keep_freed_memory_mapped()  # as the deepernets command does; classic CIFAR scripts do not
     device = resolve_device(device_name)
+    if device.type == "cuda":  # a process that measures in series starts each measurement's peak anew
+        torch.cuda.reset_peak_memory_stats(device)
+        allocated_before = torch.cuda.memory_allocated(device)
     if variant not in VARIANTS or (variant != "eager" and path != "ours"):
         raise ValueError(f"variant {variant!r}: one of {VARIANTS}, and only for our path")
     if variant == "cuda-graphs" and device.type != "cuda":
@@ -60,7 +62,7 @@ def measure(
         batches = classic_batches(images, labels, batch_size, device, workers)
     timing = time_steps(step, batches, steps, warmup, device)
     if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device)
+        peak = torch.cuda.max_memory_allocated(device) - allocated_before
     else:
         own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # DataLoader workers
@@ -73,19 +75,9 @@ def measure(
 def measure_command(
     path: str, model: str, batch_size: int, steps: int, workers: int, device: str, variant: str = "eager"
 ) -> list[str]:
-    """The command that runs measure() in a fresh process and prints its result as JSON."""
+    """The command that runs measure() once in a fresh process and prints its result as JSON."""
     code = (
         "import json, sys; from deepernets.bench.measure import measure; "
         f"print(json.dumps(measure({path!r}, {model!r}, {batch_size}, {steps}, {workers}, {device!r}, {variant!r})))"
     )
     return [sys.executable, "-c", code]
-
-
-def measure_in_subprocess(
-    path: str, model: str, batch_size: int, steps: int, workers: int, device: str, variant: str = "eager",
-    timeout: float | None = None,
-) -> dict:  # fmt: skip
-    """measure() in a fresh process; subprocess.TimeoutExpired after `timeout` seconds (the process is killed)."""
-    command = measure_command(path, model, batch_size, steps, workers, device, variant)
-    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=timeout)
-    return json.loads(out.stdout.strip().splitlines()[-1])
