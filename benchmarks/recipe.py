@@ -1,6 +1,7 @@
 """Final-epoch test accuracy of a recipe (a run preset with its epochs fixed in advance), mean ± std over seeds.
 
-Each seed is a whole run timed end to end by time_to_accuracy.py; no epoch is picked by the test set.
+Each seed is a whole run timed end to end by time_to_accuracy.py; no epoch is picked by the test set. "met" is
+null until 3 seeds are in the file: a target is a mean of 3.
 
     python benchmarks/recipe.py mnist resnet20               # the mnist preset, 15 epochs, seeds 0 1 2
     python benchmarks/recipe.py cifar10 resnet20 --seeds 1 --keep   # another seed beside those already in the file

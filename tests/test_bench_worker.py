@@ -1,4 +1,7 @@
+import os
+import signal
 import subprocess
+import threading
 
 import pytest
 
@@ -25,4 +28,15 @@ def test_a_measurement_past_its_timeout_is_stopped_and_the_child_killed():
     with MeasureProcess() as child:
         with pytest.raises(subprocess.TimeoutExpired):
             child.measure(0.01, **TINY)
+        assert child.proc is None
+
+
+def test_a_child_killed_mid_measurement_is_reported_as_killed():
+    with MeasureProcess() as child:
+        child.measure(**TINY)  # started and idle
+        pid = child.proc.pid
+        threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+        with pytest.raises(subprocess.CalledProcessError) as failed:
+            child.measure(**TINY | {"steps": 10_000})
+        assert failed.value.stderr.startswith("killed by signal 9")
         assert child.proc is None

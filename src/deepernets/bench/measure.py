@@ -33,9 +33,8 @@ def measure(
     if path == "ours":
         keep_freed_memory_mapped()  # as the deepernets command does; classic CIFAR scripts do not
     device = resolve_device(device_name)
-    if device.type == "cuda":  # a process that measures in series starts each measurement's peak anew
-        torch.cuda.reset_peak_memory_stats(device)
-        allocated_before = torch.cuda.memory_allocated(device)
+    # what a process measuring in series still holds from before (ought to be 0); time_steps() resets the peak
+    allocated_before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     if variant not in VARIANTS or (variant != "eager" and path != "ours"):
         raise ValueError(f"variant {variant!r}: one of {VARIANTS}, and only for our path")
     if variant == "cuda-graphs" and device.type != "cuda":
@@ -69,7 +68,7 @@ def measure(
         peak = (own + children) * 1024
     return {"images_per_s": timing.images_per_s, "peak_memory_bytes": peak, "precision": precision.name,
             "channels_last": precision.channels_last, "variant": variant,
-            "warmup_s": round(timing.warmup_s, 2)}  # fmt: skip
+            "warmup_s": round(timing.warmup_s, 2), "allocated_at_start_bytes": allocated_before}  # fmt: skip
 
 
 def measure_command(
