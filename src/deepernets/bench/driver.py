@@ -10,8 +10,8 @@ from typing import Any
 from deepernets import models
 from deepernets.bench.gemm import gemm_rate, native_dtypes, padding_flops_per_image
 from deepernets.bench.machine import versions
-from deepernets.bench.measure import VARIANTS, WARMUP_STEPS, measure_command
-from deepernets.bench.worker import MeasureProcess
+from deepernets.bench.measure import VARIANTS, WARMUP_STEPS
+from deepernets.bench.worker import MeasureProcess, measure_unanswered
 from deepernets.errors import UserError
 from deepernets.train.device import device_description, resolve_device
 
@@ -29,11 +29,15 @@ def precompile(jobs: list[tuple[str, str]], batch_size: int, device: str, deadli
     threads = max(2, (os.cpu_count() or 2) // max(1, len(jobs)))
     env = {**os.environ, "TORCHINDUCTOR_COMPILE_THREADS": str(threads)}
     procs = [
-        subprocess.Popen(
-            measure_command("ours", model, batch_size, 1, 0, device, variant),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
+        measure_unanswered(
+            env,
+            path="ours",
+            model_name=model,
+            batch_size=batch_size,
+            steps=1,
+            workers=0,
+            device_name=device,
+            variant=variant,
         )
         for model, variant in jobs
     ]

@@ -8,7 +8,6 @@ only), as `--compile` and `--cuda-graphs` train; the classic path in fp32, NCHW,
 """
 
 import resource
-import sys
 from typing import Any
 
 import torch
@@ -69,14 +68,3 @@ def measure(
     return {"images_per_s": timing.images_per_s, "peak_memory_bytes": peak, "precision": precision.name,
             "channels_last": precision.channels_last, "variant": variant,
             "warmup_s": round(timing.warmup_s, 2), "allocated_at_start_bytes": allocated_before}  # fmt: skip
-
-
-def measure_command(
-    path: str, model: str, batch_size: int, steps: int, workers: int, device: str, variant: str = "eager"
-) -> list[str]:
-    """The command that runs measure() once in a fresh process and prints its result as JSON."""
-    code = (
-        "import json, sys; from deepernets.bench.measure import measure; "
-        f"print(json.dumps(measure({path!r}, {model!r}, {batch_size}, {steps}, {workers}, {device!r}, {variant!r})))"
-    )
-    return [sys.executable, "-c", code]

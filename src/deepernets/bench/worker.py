@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any
+from typing import IO, Any
 
 CHILD = "from deepernets.bench.worker import serve; serve()"
 POLL_S = 1.0  # how often a wait for an answer checks that the child still lives
@@ -50,6 +50,26 @@ def serve() -> None:
             torch.cuda.empty_cache()
 
 
+def _spawn(stdout: int, stderr: int | IO[bytes], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A fresh child running serve(), reading its requests from a pipe."""
+    return subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, env=env)
+
+
+def _send(proc: subprocess.Popen[bytes], request: dict[str, Any]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(request).encode() + b"\n")
+    proc.stdin.flush()
+
+
+def measure_unanswered(env: dict[str, str], **request: Any) -> subprocess.Popen[bytes]:
+    """One measurement in a fresh child whose answer and messages nobody reads (compiling to fill the caches)."""
+    proc = _spawn(subprocess.DEVNULL, subprocess.DEVNULL, env)
+    _send(proc, request)
+    assert proc.stdin is not None
+    proc.stdin.close()  # serve() ends after this one
+    return proc
+
+
 class MeasureProcess:
     """A child process running serve(); measure() starts one when none is running."""
 
@@ -62,14 +82,11 @@ class MeasureProcess:
         """measure(**request) in the child. subprocess.TimeoutExpired after `timeout` seconds (the child is killed);
         subprocess.CalledProcessError, with one line that says why, if it fails (the child has ended)."""
         if self.proc is None:
-            self.proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=self.stderr)  # fmt: skip
+            self.proc = _spawn(subprocess.PIPE, self.stderr)
             self.pending = b""
-        assert self.proc.stdin is not None
         stderr_from = self.stderr.seek(0, os.SEEK_END)  # this request's messages only
         try:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
-            self.proc.stdin.flush()
+            _send(self.proc, request)
         except BrokenPipeError:
             pass  # it has ended; reading its stdout finds the end and reports why
         line = self._read_line(timeout)
