@@ -31,6 +31,7 @@ def main_job(study_dir: Path, wall_s: float, command: str) -> dict[str, Any]:
         "command": command,
         "versions": bench.versions(),
         "grid": plan["grid"]["name"],
+        "jobs": plan["grid"].get("jobs", 1),  # runs at once
         "budget": json.loads((study_dir / "budget.json").read_text()),
         "wall_time_s (the command, venv in place)": wall_s,
         "cells_above_bars": f"{sum(c['above_bar'] for c in cells)} of {len(cells)}",

@@ -13,9 +13,9 @@ start), and none running past it (a stopped step takes up to 15 s more to end):
 3. time-to-accuracy  resnet20 on CIFAR-10 to 91.25% and vgg16_bn to 94.0%, the epoch budgets fixed in advance,
                      evaluation in the wall time, the final epoch decides (benchmarks/time_to_accuracy.py), each
                      with the fastest variant step 2 measured for it
-4. study-workers     a fixed slice of the seed study's runs with 1, 2, 4 and 8 `deepernets study --shard i/N`
-                     workers on the one GPU: runs finished per hour for each N
-5. study             `deepernets study seed` (or --study-grid cifar10-recipe) with the best N, CIFAR-10 first,
+4. study-workers     a fixed slice of the seed study's runs as `deepernets study --jobs N` for N = 1, 2, 4 and 8
+                     on the one GPU: runs finished per hour for each N
+5. study             `deepernets study seed --jobs N` (or --study-grid cifar10-recipe) with the best N, CIFAR-10 first,
                      restartable (--resume-from)
 
 Each step gets at most its cap (--caps) of the time left. Every result is written under --out (default $OUT,

@@ -1,4 +1,4 @@
-"""N `deepernets study --shard i/N` workers on one study folder, on a slice or a reordering of a shipped grid."""
+"""`deepernets study --jobs N` (N runs at once) on one study folder, on a slice or a reordering of a shipped grid."""
 
 import dataclasses
 import os
@@ -36,37 +36,35 @@ def grid_file(
 def run_workers(
     sitting: Sitting, grid: Path, folder: Path, n: int, overrides: dict[str, Any], until: float
 ) -> dict[str, Any]:
-    """n `deepernets study` workers on one folder, shards i/n; stopped (SIGINT) at `until`. Their logs go to
-    sitting.log once they end; what they did is read from the run folders."""
+    """`deepernets study --jobs n` on one folder, the documented way to run a study on one GPU; stopped (SIGINT) at
+    `until`. Its log goes to sitting.log once it ends; what it did is read from the run folders."""
     folder.mkdir(parents=True, exist_ok=True)
     flags = [_flag(k, v) for k, v in overrides.items()]
     if sitting.plan.device != "auto":
         flags.append(f"--device={sitting.plan.device}")
-    threads = str(sitting.plan.threads or max(1, (os.cpu_count() or 2) // n))
-    env = {**sitting.env, "OMP_NUM_THREADS": threads}
+    threads = sitting.plan.threads or max(1, (os.cpu_count() or 2) // n)
+    env = {**sitting.env, "OMP_NUM_THREADS": str(threads * n)}  # the study gives each of its n jobs an nth
+    command = [sys.executable, "-m", "deepernets", "study", str(grid), "--runs-dir", str(folder), f"--jobs={n}"]
     started = time.monotonic()
-    procs = []
-    for i in range(n):
-        command = [sys.executable, "-m", "deepernets", "study", str(grid), "--out", str(folder), "--shard", f"{i}/{n}"]
-        with (folder / f"worker{i}.log").open("w") as log:
-            procs.append(sitting.processes.start([*command, *flags], log, env))
-    out_of_time = sitting.processes.wait(procs, until)
+    log_path = folder / "study.log"
+    with log_path.open("w") as log:
+        proc = sitting.processes.start([*command, *flags], log, env)
+    out_of_time = sitting.processes.wait([proc], until)
     wall = time.monotonic() - started
     with sitting.log_path.open("a") as log:
-        for i in range(n):
-            log.write(f"--- {folder.name} worker {i}/{n}\n{(folder / f'worker{i}.log').read_text(errors='replace')}")
+        log.write(f"--- {folder.name}, {n} jobs\n{log_path.read_text(errors='replace')}")
     runs = run_summaries(folder)
     finished = done(runs)
     images = sum(r["train_images"] * r["epochs_completed"] for r in runs)
     return {
         "workers": n,
-        "omp_threads": int(threads),
+        "omp_threads": threads,
         "wall_s": round(wall, 1),
         "out_of_time": out_of_time,
         "runs_finished": len(finished),
         "runs_per_hour": round(len(finished) / wall * 3600, 1),
         "train_images_per_s_all_workers": round(images / wall, 1),
-        "exit_codes": [p.returncode for p in procs],
+        "exit_code": proc.returncode,
     }
 
 

@@ -174,16 +174,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    grid = study.load_grid(args.grid)
-    if args.budget is not None:
-        grid = dataclasses.replace(grid, budget=args.budget)
+    grid = dataclasses.replace(study.load_grid(args.grid), **settings.given(args, study.Grid, ("budget", "jobs")))
     overrides = settings.given(args, RunConfig, study.OVERRIDES)
     study_dir = Path(args.runs_dir) if args.runs_dir else study.default_folder(grid, overrides)
     shard = study.parse_shard(args.shard)
     if args.dry_run:
         study.dry_run(grid, study_dir, overrides, args.seeds, shard)
         return 0
-    study.run_study(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
+    if grid.jobs > 1:
+        from deepernets.study.jobs import run_jobs  # not in study's namespace: `python -m` runs it as each job
+
+        run_jobs(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
+    else:
+        study.run_study(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
     print(f"next: deepernets report {study_dir}")
     return 0
 
@@ -249,7 +252,7 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("study", help="run a grid of runs (a preset or a grid YAML file), restartably")
     p.add_argument("grid", help=f"a preset ({', '.join(study.grid_names())}) or a grid YAML file")
-    settings.add_flags(p, study.Grid, ("seeds", "budget"), show_defaults=False)
+    settings.add_flags(p, study.Grid, ("seeds", "budget", "jobs"), show_defaults=False)
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th run starting at i (split across workers)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their time here")
     p.add_argument("--runs-dir", help="the study folder, where its runs go (default runs/GRID-NAME)")

@@ -84,9 +84,10 @@ def _measure_factor(
     log(f"budget {grid.budget}: probing the speed of each model here")
     started = time.time()
     parts = estimate_parts(planned, grid, probe)
-    left = seconds(grid.budget) - (time.time() - started) - RUN_OVERHEAD_S * len(planned)
-    left -= sum(other for _, other in parts)
-    training = sum(train for train, _ in parts)
+    # the jobs share the runs (a probe of jobs already counts how they slow each other down)
+    left = seconds(grid.budget) - (time.time() - started) - RUN_OVERHEAD_S * len(planned) / grid.jobs
+    left -= sum(other for _, other in parts) / grid.jobs
+    training = sum(train for train, _ in parts) / grid.jobs
     if left <= 0.05 * training:
         minutes = math.ceil((training * 0.05 + seconds(grid.budget) - left) / 60)
         raise UserError(
