@@ -126,6 +126,7 @@ def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
         ("axes: {policy: [fast]}", "policy 'fast' is not defined"),
         ("base: [epochs]", "grid key base must be dict"),
         ("seeds: 0", "bad.yaml: seeds must be at least 1, got 0"),
+        ("axes: {seed: [0, 1]}", "axis 'seed' is set for each run by the study; for seeds, use seeds: N"),
         ("description: old", "unknown grid key(s) description"),
         ("preset: cifar", "bad.yaml: preset 'cifar' is not a training preset; choose one of: cifar10, fast, mnist"),
         ("axes: {model: [resnet20]}\nbase: {lr: {per: colour, red: 1}}", "base: lr: 'per: colour' names no axis"),
@@ -382,7 +383,7 @@ def budget_grid(tmp_path: Path, extra: str = "") -> study.Grid:
 
 def fake_probe(probed: list[str]) -> Callable:
     """resnet44 trains at half resnet20's speed; no training needed to test the arithmetic."""
-    from deepernets.study.estimate import Probe
+    from deepernets.study.probe import Probe
 
     def probe(config):
         probed.append(config.model)
@@ -393,7 +394,7 @@ def fake_probe(probed: list[str]) -> Callable:
 
 def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     from deepernets.study import budget
-    from deepernets.study.estimate import cached
+    from deepernets.study.probe import cached
 
     grid = budget_grid(tmp_path)
     planned = study.expand(grid, tmp_path, {})
@@ -430,7 +431,7 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
 
 def test_a_budget_that_gives_fewer_images_than_the_cells_need_names_one_that_would(tmp_path):
     from deepernets.study import budget
-    from deepernets.study.estimate import cached
+    from deepernets.study.probe import cached
 
     grid = budget_grid(tmp_path, "enough_images: {cifar10: 6000}\n")
     planned = study.expand(grid, tmp_path, {})

@@ -12,7 +12,8 @@ plan      the study folder and study.json, the plan a report reads
 auto_lr   `lr: auto`: one shared LR range test per key
 runner    run_study: the runs in order, skip, resume, record failures
 jobs      a study as N processes at once on one machine, sharing its runs
-estimate  the speed probe, and the dry run: how long each run should take here
+probe     the speed probe: a few timed steps of a run's setup, alone or as N jobs at once
+estimate  the dry run: how long each run should take here
 budget    a study sized to a time budget: every subset scaled by one measured factor
 
 The modules import the training code only inside the functions that train, since importing it takes seconds.

@@ -13,8 +13,9 @@ from pathlib import Path
 from deepernets.config import RunConfig, shortfall
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
-from deepernets.study.estimate import Probe, estimate_parts
+from deepernets.study.estimate import estimate_parts
 from deepernets.study.grid import TIME, Grid, PlannedRun
+from deepernets.study.probe import Probe
 
 # Seconds each run takes besides its training and evaluation steps: building the model, writing its folder, its
 # plots and its checkpoint. Measured on the 2-core Xeon: about 2 s; counted generously.
@@ -85,9 +86,10 @@ def _measure_factor(
     started = time.time()
     parts = estimate_parts(planned, grid, probe)
     # the jobs share the runs (a probe of jobs already counts how they slow each other down)
-    left = seconds(grid.budget) - (time.time() - started) - RUN_OVERHEAD_S * len(planned) / grid.jobs
-    left -= sum(other for _, other in parts) / grid.jobs
-    training = sum(train for train, _ in parts) / grid.jobs
+    jobs = grid.jobs_at_once(len(planned))
+    left = seconds(grid.budget) - (time.time() - started) - RUN_OVERHEAD_S * len(planned) / jobs
+    left -= sum(other for _, other in parts) / jobs
+    training = sum(train for train, _ in parts) / jobs
     if left <= 0.05 * training:
         minutes = math.ceil((training * 0.05 + seconds(grid.budget) - left) / 60)
         raise UserError(

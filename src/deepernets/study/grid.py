@@ -12,6 +12,7 @@ from deepernets.settings import same_as, setting
 from deepernets.study import shipped
 
 TIME = r"(\d+(?:\.\d+)?)([smh]?)"  # a budget: seconds, or a number of s, m or h
+SET_BY_THE_STUDY = ("seed", "name", "runs_dir")  # run settings that expand() gives each run: never an axis
 
 # The run settings that `deepernets study` may override for every run of a grid: quick versions, and where and how
 # to run (compiling and CUDA graphs change the speed, not what a run computes, so a study may resume with or without)
@@ -55,6 +56,10 @@ class Grid:
         "budget that gives fewer says so, and which budget would give them here",
     )
 
+    def jobs_at_once(self, runs: int) -> int:
+        """How many of the grid's jobs have a run to do at once: never more than the runs."""
+        return max(1, min(self.jobs, runs))
+
 
 @dataclass
 class PlannedRun:
@@ -71,6 +76,8 @@ def load_grid(name_or_path: str) -> Grid:
     settings.check(grid, lambda key: f"{path}: {key}")
     fields = settings.specs(RunConfig)
     for axis, choices in grid.axes.items():
+        if axis in SET_BY_THE_STUDY:
+            raise UserError(f"{path}: axis '{axis}' is set for each run by the study; for seeds, use seeds: N")
         if axis != "policy" and axis not in fields:
             raise UserError(
                 f"{path}: axis '{axis}' is not a run setting; valid ones: policy, {', '.join(sorted(fields))}"

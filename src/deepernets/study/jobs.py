@@ -7,8 +7,8 @@ output is shown line by line, each line marked with its job.
 """
 
 import dataclasses
-import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -16,11 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from deepernets.errors import UserError
-from deepernets.study import budget, estimate
+from deepernets.study import budget
 from deepernets.study.grid import Grid, expand
 from deepernets.study.plan import write_manifest
+from deepernets.study.probe import probing, threads_per_job
 from deepernets.study.runner import check_setup, run_study
+
+INTERRUPTED = 130  # a job's exit code after Ctrl-C, as the deepernets command's
+STOP_GRACE_S = 30  # after Ctrl-C, how long the jobs may take to end their current step before they are killed
 
 
 def run_jobs(
@@ -30,7 +36,7 @@ def run_jobs(
     *,
     seeds: int | None = None,
     shard: tuple[int, int] = (0, 1),
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = lambda line: print(line, flush=True),  # at once, also into a file
 ) -> None:
     """Run this shard's share of the grid as `grid.jobs` processes at once; return when all of them have ended."""
     shown: set[str] = set()  # the jobs plan again (and find the factor in budget.json): their repeats are not shown
@@ -41,74 +47,108 @@ def run_jobs(
 
     planned = expand(grid, study_dir, overrides, seeds)
     check_setup(planned[shard[0] :: shard[1]])
-    with estimate.probing(grid.jobs) as probe:
+    jobs = grid.jobs_at_once(len(planned[shard[0] :: shard[1]]))
+    with probing(jobs) as probe:
         planned = budget.fit(planned, grid, study_dir, probe, log_once)
     write_manifest(grid, study_dir, planned)
-    threads = estimate.threads_per_job(grid.jobs)
-    log(f"study {grid.name}: {grid.jobs} jobs at once, {threads} CPU thread{'s' * (threads > 1)} each")
-    job = {
-        "grid": dataclasses.asdict(grid),  # a job runs run_study itself, so grid.jobs starts no more jobs
-        "study_dir": str(study_dir),
-        "overrides": overrides,
-        "seeds": seeds,
-        "shard": list(shard),
-    }
-    # unbuffered, so that each job's lines show as they are written
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "deepernets.study.jobs", json.dumps(job)]
-    jobs = [Job(command, env, f"[job {k + 1}] ", log, shown) for k in range(grid.jobs)]
+    threads = threads_per_job(jobs)
+    log(f"study {grid.name}: {jobs} jobs at once, {threads} CPU thread{'s' * (threads > 1)} each")
+    # YAML keeps what JSON would turn into strings: a setting per value of a numeric axis ({per: batch_size, 32: …});
+    # unsorted, since the order of the axes makes the runs' names
+    spec = yaml.safe_dump({"grid": dataclasses.asdict(grid), "study_dir": str(study_dir), "overrides": overrides,
+                           "seeds": seeds, "shard": list(shard)}, sort_keys=False)  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+    command = [sys.executable, "-m", "deepernets.study.jobs", spec]
+    started: list[Job] = []
+    lock = threading.Lock()  # one forwarded line at a time, whole
     try:
-        for job_ in jobs:
-            job_.wait()
-    except KeyboardInterrupt:  # the jobs have had the same Ctrl-C: let them save their epochs and end
-        for job_ in jobs:
-            job_.wait()
+        for k in range(1, jobs + 1):
+            started.append(Job(command, env, f"[job {k}] ", lambda line: _locked(lock, log, line), shown))
+        for job in started:
+            job.wait()
+    except KeyboardInterrupt:
+        _stop(started)
         raise
-    for k, job_ in enumerate(jobs, 1):
-        if job_.process.returncode != 0:
-            raise UserError(
-                f"job {k} of study {grid.name} stopped (exit code {job_.process.returncode}): {job_.last_line}"
-            )
+    ended = [job for job in started if job.process.returncode != 0]
+    if ended:
+        raise UserError(f"study {grid.name}: {ended[0].prefix.strip()} {ended[0].ending()}: see its lines above")
+
+
+def _locked(lock: threading.Lock, log: Callable[[str], None], line: str) -> None:
+    with lock:
+        log(line)
+
+
+def _stop(jobs: list["Job"]) -> None:
+    """After Ctrl-C: the jobs have had it too when it came from the terminal; otherwise pass it on. Each saves no
+    more than the epochs it has finished. A job still running after the grace is killed."""
+    for job in jobs:
+        if job.process.poll() is None:
+            job.process.send_signal(signal.SIGINT)
+    for job in jobs:
+        try:
+            job.process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            job.process.kill()
+        job.wait()
 
 
 class Job:
-    """One job's process, and a thread that logs its output line by line with a prefix, but for the lines in `shown`."""
+    """One job's process, and a thread that logs its output line by line with a prefix, but for the lines in `shown`,
+    and says at once if the job ends with an error."""
 
     def __init__(
         self, command: list[str], env: dict[str, str], prefix: str, log: Callable[[str], None], shown: set[str]
     ) -> None:
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.prefix = prefix
         self.last_line = ""
-        self.forwarder = threading.Thread(target=self._forward, args=(prefix, log, shown))
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        encoding="utf-8", errors="replace")  # fmt: skip
+        self.forwarder = threading.Thread(target=self._forward, args=(log, shown), daemon=True)
         self.forwarder.start()
 
-    def _forward(self, prefix: str, log: Callable[[str], None], shown: set[str]) -> None:
-        for line in self.process.stdout:
-            self.last_line = line.rstrip()
-            if self.last_line not in shown:
-                log(prefix + self.last_line)
+    def _forward(self, log: Callable[[str], None], shown: set[str]) -> None:
+        with self.process.stdout as output:
+            for line in output:  # read to the end, whatever logging does: a job never blocks on a full pipe
+                self.last_line = line.rstrip()
+                if self.last_line not in shown:
+                    _quietly(log, self.prefix + self.last_line)
+        if self.process.wait() not in (0, INTERRUPTED):  # an interrupted job has said so itself
+            _quietly(log, f"{self.prefix}{self.ending()}")
+
+    def ending(self) -> str:
+        code = self.process.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
+        return f"{how} (its last line: {self.last_line})" if self.last_line else how
 
     def wait(self) -> None:
         self.process.wait()
         self.forwarder.join()
 
 
-def _job(job: dict[str, Any]) -> int:
+def _quietly(log: Callable[[str], None], line: str) -> None:
+    try:
+        log(line)
+    except (BrokenPipeError, ValueError):  # the reader of our output has gone (`| head`): the jobs go on
+        pass
+
+
+def _job(spec: dict[str, Any]) -> int:
     """One job: run the study as one worker of it, with the settings its parent planned."""
     from deepernets.train.cpu_speed import keep_freed_memory_mapped
 
     keep_freed_memory_mapped()  # as the deepernets command does
     try:
-        run_study(Grid(**job["grid"]), Path(job["study_dir"]), job["overrides"], seeds=job["seeds"],
-                  shard=tuple(job["shard"]))  # fmt: skip
-    except UserError as e:
+        run_study(Grid(**spec["grid"]), Path(spec["study_dir"]), spec["overrides"], seeds=spec["seeds"],
+                  shard=tuple(spec["shard"]))  # fmt: skip
+    except (UserError, OSError) as e:
         print(f"error: {' '.join(str(e).split())}")
         return 2
     except KeyboardInterrupt:
-        print("interrupted; finished epochs are saved")
-        return 130
+        print("interrupted; finished epochs are saved, continue by running the study again")
+        return INTERRUPTED
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_job(json.loads(sys.argv[1])))
+    sys.exit(_job(yaml.safe_load(sys.argv[1])))

@@ -11,7 +11,7 @@ from deepernets import data
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
 from deepernets.run.folder import DONE, RunDir
-from deepernets.study import budget, estimate
+from deepernets.study import budget, probe
 from deepernets.study.auto_lr import resolve_lr
 from deepernets.study.estimate import duration
 from deepernets.study.grid import Grid, PlannedRun, expand
@@ -33,7 +33,7 @@ def run_study(
 
     planned = expand(grid, study_dir, overrides, seeds)
     check_setup(planned[shard[0] :: shard[1]])
-    planned = budget.fit(planned, grid, study_dir, estimate.cached(estimate.probe), log)
+    planned = budget.fit(planned, grid, study_dir, probe.cached(probe.probe), log)
     mine = planned[shard[0] :: shard[1]]
     write_manifest(grid, study_dir, planned)
     counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0, "failed": 0}
@@ -42,7 +42,8 @@ def run_study(
         if RunDir(study_dir / run.name).status() in DONE:
             counts["skipped"] += 1
             continue
-        left = (len(mine) - i + 1) * trained_time / trained if trained else math.nan
+        # the runs left in this list, shared with any other jobs of the study on this machine
+        left = (len(mine) - i + 1) * trained_time / trained / grid.jobs_at_once(len(mine)) if trained else math.nan
         log(f"[{i}/{len(mine)}] {run.name} | elapsed {duration(time.time() - started)} | left {duration(left)}")
         run_started = time.time()
         try:

@@ -1,0 +1,119 @@
+"""The speed probe: a few timed training steps of a run's setup, alone, or as N jobs at once (`jobs: N`)."""
+
+import contextlib
+import multiprocessing
+import signal
+import statistics
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from deepernets.config import RunConfig
+from deepernets.errors import UserError
+
+BARRIER_TIMEOUT_S = 600  # the probe jobs load their data before timing: a job that never arrives has failed
+
+
+@dataclass
+class Probe:
+    images_per_s: float  # training speed measured over a few real steps
+    split_images: int  # the whole training split: a larger subset is all of it
+    test_images: int
+
+
+def probe(config: RunConfig, ready: Callable[[], object] = lambda: None) -> Probe:
+    """Time a few training steps of the run's model on its data; `ready` is called just before the timing starts."""
+    from deepernets.train.setup import build_local_parts
+    from deepernets.train.speed import measure_speed
+
+    fixed = config.replace(lr=0.01)  # `lr: auto` needs no range test just to time a few steps
+    parts, precision = build_local_parts(fixed)
+    ready()
+    # 4 warm-up steps: the first ones of a process run slow (measured: 341 against 450 img/s after 2 only)
+    speed = measure_speed(parts, fixed, precision, steps=10, warmup=4)
+    return Probe(speed, len(parts.dataset.train_labels), parts.test_count)
+
+
+def cached(probe: Callable[[RunConfig], Probe]) -> Callable[[RunConfig], Probe]:
+    """The probe, run once for all the runs that train alike (a subset changes how long, not how fast)."""
+    probes: dict[tuple, Probe] = {}
+
+    def probe_once(c: RunConfig) -> Probe:
+        key = (c.model, c.dataset, c.image_size, c.test_subset, c.batch_size, c.precision, str(c.model_options))
+        if key not in probes:
+            probes[key] = probe(c)
+        return probes[key]
+
+    return probe_once
+
+
+def threads_per_job(jobs: int) -> int:
+    """Each of `jobs` jobs gets an equal share of the threads torch would use here, at least one."""
+    import torch
+
+    return max(1, torch.get_num_threads() // jobs)
+
+
+@contextlib.contextmanager
+def probing(jobs: int) -> Iterator[Callable[[RunConfig], Probe]]:
+    """The probe as `jobs` jobs train: in `jobs` processes at once, each on its share of the threads, timing together;
+    their speeds averaged. Jobs slow each other down (they share caches and memory bandwidth), so a probe alone would
+    promise more than they give. Each configuration is probed once (see `cached`); the processes start at the first
+    probe, so a study that needs none (no budget, or one already sized) starts none."""
+    if jobs == 1:
+        yield cached(probe)
+        return
+    with contextlib.ExitStack() as stack:
+        pool: list[tuple[ProcessPoolExecutor, threading.Barrier]] = []
+
+        def probe_together(config: RunConfig) -> Probe:
+            from deepernets import data
+
+            # loaded (and downloaded, if need be) here once, before the jobs read it from the cache at once
+            data.load(config.dataset, config.data_dir, config.download, config.image_size)
+            if not pool:
+                context = multiprocessing.get_context("spawn")  # forking a process with torch's threads is unsafe
+                barrier = context.Barrier(jobs, timeout=BARRIER_TIMEOUT_S)
+                executor = ProcessPoolExecutor(
+                    jobs, context, initializer=_start_probe_job, initargs=(threads_per_job(jobs), barrier)
+                )
+                pool.append((stack.enter_context(executor), barrier))
+            executor, barrier = pool[0]
+            barrier.reset()  # a barrier broken by an earlier failure would fail every probe after it
+            futures = [executor.submit(_probe_when_all_are_ready, config) for _ in range(jobs)]
+            errors = [e for e in (f.exception() for f in futures) if e is not None]
+            if errors:  # the job that failed first, not the others that it left waiting at the barrier
+                error = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+                if isinstance(error, BrokenProcessPool):
+                    raise UserError(f"a probe job ended unexpectedly ({error}): run the study with fewer --jobs")
+                raise error
+            probes = [f.result() for f in futures]
+            speed = statistics.mean(p.images_per_s for p in probes)
+            return Probe(speed, probes[0].split_images, probes[0].test_images)
+
+        yield cached(probe_together)
+
+
+_start_together: threading.Barrier | None = None  # in a probe job's process: the barrier all of them time from
+
+
+def _start_probe_job(threads: int, start_together: threading.Barrier) -> None:
+    global _start_together
+    import torch
+
+    from deepernets.train.cpu_speed import keep_freed_memory_mapped
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it shuts the pool down
+    keep_freed_memory_mapped()  # as the deepernets command does in every job
+    torch.set_num_threads(threads)
+    _start_together = start_together
+
+
+def _probe_when_all_are_ready(config: RunConfig) -> Probe:
+    try:
+        return probe(config, ready=_start_together.wait)
+    except BaseException:
+        _start_together.abort()  # the other jobs waiting to time with this one fail at once instead of hanging
+        raise
