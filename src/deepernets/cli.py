@@ -181,12 +181,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.dry_run:
         study.dry_run(grid, study_dir, overrides, args.seeds, shard)
         return 0
-    if grid.jobs > 1:
-        from deepernets.study.jobs import run_jobs  # not in study's namespace: `python -m` runs it as each job
-
-        run_jobs(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
-    else:
-        study.run_study(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
+    run = study.run_jobs if grid.jobs > 1 else study.run_study
+    run(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
     print(f"next: deepernets report {study_dir}")
     return 0
 

@@ -23,7 +23,7 @@ from deepernets.study import budget
 from deepernets.study.grid import Grid, expand
 from deepernets.study.plan import write_manifest
 from deepernets.study.probe import probing, threads_per_job
-from deepernets.study.runner import check_setup, run_study
+from deepernets.study.runner import check_setup
 
 INTERRUPTED = 130  # a job's exit code after Ctrl-C, as the deepernets command's
 STOP_GRACE_S = 30  # after Ctrl-C, how long the jobs may take to end their current step before they are killed
@@ -58,7 +58,7 @@ def run_jobs(
     spec = yaml.safe_dump({"grid": dataclasses.asdict(grid), "study_dir": str(study_dir), "overrides": overrides,
                            "seeds": seeds, "shard": list(shard)}, sort_keys=False)  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-    command = [sys.executable, "-m", "deepernets.study.jobs", spec]
+    command = [sys.executable, "-m", "deepernets.study", spec]  # study/__main__.py
     started: list[Job] = []
     lock = threading.Lock()  # one forwarded line at a time, whole
     try:
@@ -131,24 +131,3 @@ def _quietly(log: Callable[[str], None], line: str) -> None:
         log(line)
     except (BrokenPipeError, ValueError):  # the reader of our output has gone (`| head`): the jobs go on
         pass
-
-
-def _job(spec: dict[str, Any]) -> int:
-    """One job: run the study as one worker of it, with the settings its parent planned."""
-    from deepernets.train.cpu_speed import keep_freed_memory_mapped
-
-    keep_freed_memory_mapped()  # as the deepernets command does
-    try:
-        run_study(Grid(**spec["grid"]), Path(spec["study_dir"]), spec["overrides"], seeds=spec["seeds"],
-                  shard=tuple(spec["shard"]))  # fmt: skip
-    except (UserError, OSError) as e:
-        print(f"error: {' '.join(str(e).split())}")
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; finished epochs are saved, continue by running the study again")
-        return INTERRUPTED
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_job(yaml.safe_load(sys.argv[1])))
