@@ -48,7 +48,7 @@ def test_a_dry_run_probes_the_jobs_together_and_writes_nothing(tmp_path, data_di
     (tmp_path / "j.yaml").write_text(GRID.format(data=data_dir) + "budget: 2m\n")
     result = run_cli("study", str(tmp_path / "j.yaml"), "--runs-dir", "st", "--dry-run", cwd=tmp_path, env=TWO_CORES)
     assert result.returncode == 0, result.stderr
-    assert "as 2 jobs at once, 1 CPU thread(s) each" in result.stdout
+    assert "as 2 jobs at once, 1 CPU thread each" in result.stdout
     assert re.search(r"budget 2m: training subsets ×[\d.]+: mnist [\d,]+", result.stdout), result.stdout
     assert re.search(r"total ~\d+m\d\ds on this device as 2 jobs at once", result.stdout), result.stdout
     assert not (tmp_path / "st").exists()

@@ -9,7 +9,7 @@ from deepernets.config import RunConfig
 from deepernets.run.folder import RunDir
 from deepernets.study.auto_lr import lr_finder_key
 from deepernets.study.grid import Grid, PlannedRun, expand
-from deepernets.study.probe import Probe, probing, threads_per_job
+from deepernets.study.probe import Probe, jobs_description, probing
 
 
 def dry_run(
@@ -22,9 +22,11 @@ def dry_run(
 ) -> None:
     """List this shard's runs with the time each should take here, and their status if they have one."""
     from deepernets.study import budget
+    from deepernets.study.runner import check_setup  # runner imports this module
     from deepernets.train.device import device_description, resolve_device  # training's imports take seconds
 
     planned = expand(grid, study_dir, overrides, seeds)
+    check_setup(planned)  # the data every probe reads, loaded (or downloaded) once
     jobs = grid.jobs_at_once(len(planned))
     with probing(jobs) as probe_once:
         planned = budget.fit(planned, grid, study_dir, probe_once, log, save=False)
@@ -32,7 +34,7 @@ def dry_run(
         seconds = estimate(planned, grid, probe_once)
     device = device_description(resolve_device(overrides.get("device", "auto")))
     if jobs > 1:
-        device += f" as {jobs} jobs at once, {threads_per_job(jobs)} CPU thread(s) each"
+        device += f" as {jobs_description(jobs)}"
     log(f"study {grid.name}: {len(planned)} runs into {study_dir} (estimates from a short probe on {device})")
     for run, t in zip(planned, seconds, strict=True):
         status = RunDir(study_dir / run.name).status() or ""

@@ -22,7 +22,7 @@ from deepernets.errors import UserError
 from deepernets.study import budget
 from deepernets.study.grid import Grid, expand
 from deepernets.study.plan import write_manifest
-from deepernets.study.probe import probing, threads_per_job
+from deepernets.study.probe import jobs_description, probing, threads_per_job
 from deepernets.study.runner import check_setup
 
 INTERRUPTED = 130  # a job's exit code after Ctrl-C, as the deepernets command's
@@ -46,18 +46,19 @@ def run_jobs(
         log(line)
 
     planned = expand(grid, study_dir, overrides, seeds)
-    check_setup(planned[shard[0] :: shard[1]])
-    jobs = grid.jobs_at_once(len(planned[shard[0] :: shard[1]]))
+    mine = planned[shard[0] :: shard[1]]
+    check_setup(mine)
+    jobs = grid.jobs_at_once(len(mine))
     with probing(jobs) as probe:
         planned = budget.fit(planned, grid, study_dir, probe, log_once)
     write_manifest(grid, study_dir, planned)
-    threads = threads_per_job(jobs)
-    log(f"study {grid.name}: {jobs} jobs at once, {threads} CPU thread{'s' * (threads > 1)} each")
+    log(f"study {grid.name}: {jobs_description(jobs)}")
     # YAML keeps what JSON would turn into strings: a setting per value of a numeric axis ({per: batch_size, 32: …});
     # unsorted, since the order of the axes makes the runs' names
     spec = yaml.safe_dump({"grid": dataclasses.asdict(grid), "study_dir": str(study_dir), "overrides": overrides,
                            "seeds": seeds, "shard": list(shard)}, sort_keys=False)  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+    threads = str(threads_per_job(jobs))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
     command = [sys.executable, "-m", "deepernets.study", spec]  # study/__main__.py
     started: list[Job] = []
     lock = threading.Lock()  # one forwarded line at a time, whole

@@ -1,6 +1,7 @@
 """The speed probe: a few timed training steps of a run's setup, alone, or as N jobs at once (`jobs: N`)."""
 
 import contextlib
+import functools
 import multiprocessing
 import signal
 import statistics
@@ -56,31 +57,35 @@ def threads_per_job(jobs: int) -> int:
     return max(1, torch.get_num_threads() // jobs)
 
 
+def jobs_description(jobs: int) -> str:
+    """ "2 jobs at once, 1 CPU thread each": how a study of `jobs` jobs trains here."""
+    threads = threads_per_job(jobs)
+    return f"{jobs} jobs at once, {threads} CPU thread{'s' * (threads > 1)} each"
+
+
 @contextlib.contextmanager
 def probing(jobs: int) -> Iterator[Callable[[RunConfig], Probe]]:
     """The probe as `jobs` jobs train: in `jobs` processes at once, each on its share of the threads, timing together;
     their speeds averaged. Jobs slow each other down (they share caches and memory bandwidth), so a probe alone would
     promise more than they give. Each configuration is probed once (see `cached`); the processes start at the first
-    probe, so a study that needs none (no budget, or one already sized) starts none."""
+    probe, so a study that needs none (no budget, or one already sized) starts none. The caller has loaded the data
+    (runner.check_setup), so that the jobs find it on disk instead of each downloading it."""
     if jobs == 1:
         yield cached(probe)
         return
     with contextlib.ExitStack() as stack:
-        pool: list[tuple[ProcessPoolExecutor, threading.Barrier]] = []
+
+        @functools.cache
+        def pool() -> tuple[ProcessPoolExecutor, threading.Barrier]:
+            context = multiprocessing.get_context("spawn")  # forking a process with torch's threads is unsafe
+            barrier = context.Barrier(jobs, timeout=BARRIER_TIMEOUT_S)
+            executor = ProcessPoolExecutor(
+                jobs, context, initializer=_start_probe_job, initargs=(threads_per_job(jobs), barrier)
+            )
+            return stack.enter_context(executor), barrier
 
         def probe_together(config: RunConfig) -> Probe:
-            from deepernets import data
-
-            # loaded (and downloaded, if need be) here once, before the jobs read it from the cache at once
-            data.load(config.dataset, config.data_dir, config.download, config.image_size)
-            if not pool:
-                context = multiprocessing.get_context("spawn")  # forking a process with torch's threads is unsafe
-                barrier = context.Barrier(jobs, timeout=BARRIER_TIMEOUT_S)
-                executor = ProcessPoolExecutor(
-                    jobs, context, initializer=_start_probe_job, initargs=(threads_per_job(jobs), barrier)
-                )
-                pool.append((stack.enter_context(executor), barrier))
-            executor, barrier = pool[0]
+            executor, barrier = pool()
             barrier.reset()  # a barrier broken by an earlier failure would fail every probe after it
             futures = [executor.submit(_probe_when_all_are_ready, config) for _ in range(jobs)]
             errors = [e for e in (f.exception() for f in futures) if e is not None]
