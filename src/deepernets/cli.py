@@ -192,7 +192,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from deepernets.run import atomic
 
     result = bench.throughput(args.models, args.batch_size, args.steps, args.repeats, args.device,
-                              variants=tuple(args.variants))  # fmt: skip
+                              variants=tuple(args.variants), classic_workers=tuple(args.classic_workers))  # fmt: skip
     if args.out:
         atomic.write_json(args.out, result)
         print(f"wrote {args.out}")
@@ -265,10 +265,12 @@ def build_parser() -> Parser:
     p = sub.add_parser("bench", help="training images/s: our path against the classic PIL pipeline, and GEMM")
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet44", "vgg13_bn", "vgg16_bn"])
     settings.add_flags(p, RunConfig, ("batch_size", "device"), overrides=False)
-    p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (after 3 warm-up steps)")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per measurement (after 3 warm-up steps)")
     p.add_argument("--repeats", type=int, default=2, help="A B A B alternations; medians are reported")
     p.add_argument("--variants", nargs="+", default=["eager"],
                    help="our path as train runs it: eager, compile, cuda-graphs (CUDA only)")  # fmt: skip
+    p.add_argument("--classic-workers", nargs="+", type=int, default=[2],
+                   help="DataLoader workers of the classic pipeline; the fastest count is its figure")  # fmt: skip
     p.add_argument("--out", help="write the results as JSON here")
     p.set_defaults(handler=cmd_bench)
 
