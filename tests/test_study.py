@@ -64,7 +64,7 @@ def test_grid_expansion_and_presets(tmp_path):
     }
     assert len(cells) == 8 and main_job.budget == "12m" and "deepernets study seed" in main_job.about
     assert cells[("mnist", "adam", "constant")].lr == 0.001 and cells[("cifar10", "sgd", "one-cycle")].lr == 0.05
-    assert cells[("mnist", "sgd", "constant")].image_size == 28 and cells[("cifar10", "sgd", "constant")].shift == 0
+    assert cells[("mnist", "sgd", "constant")].image_size == 20 and cells[("cifar10", "sgd", "constant")].shift == 0
     assert cells[("cifar10", "adam", "one-cycle")].image_size == 24
     assert all(c.precise_bn == 20 for c in cells.values())
     assert study.parse_shard("1/3") == (1, 3)
