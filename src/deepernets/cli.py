@@ -270,7 +270,7 @@ def build_parser() -> Parser:
     p.add_argument("--variants", nargs="+", default=["eager"],
                    help="our path as train runs it: eager, compile, cuda-graphs (CUDA only)")  # fmt: skip
     p.add_argument("--classic-workers", nargs="+", type=int, default=[2],
-                   help="DataLoader workers of the classic pipeline; the fastest count is its figure")  # fmt: skip
+                   help="classic pipeline DataLoader workers (CIFAR scripts use 2); the fastest counts")  # fmt: skip
     p.add_argument("--out", help="write the results as JSON here")
     p.set_defaults(handler=cmd_bench)
 

@@ -51,9 +51,9 @@ def precompile(jobs: list[tuple[str, str]], batch_size: int, device: str, deadli
 
 
 def throughput(
-    model_names: list[str], batch_size: int = 128, steps: int = 6, repeats: int = 2, device: str = "auto",
+    model_names: list[str], batch_size: int, steps: int, repeats: int, device: str = "auto",
     log: Callable[[str], None] = print,
-    *, variants: tuple[str, ...] = ("eager",), classic_workers: tuple[int, ...] = (2,),
+    *, classic_workers: tuple[int, ...], variants: tuple[str, ...] = ("eager",),
     deadline: float | None = None, gemm_seconds: float = 3.0, gemm_size: int | None = None,
     parallel_compile: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
