@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,12 @@ REPO = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that train on the real datasets first: they take longest, and started last they would leave one
+    worker running alone at the end."""
+    items.sort(key=lambda item: "data_dir" not in getattr(item, "fixturenames", ()))
 
 
 def shared_data() -> Path | None:
@@ -43,6 +50,24 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def run_in_process(monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """`deepernets ARGS` through cli.main in this process, in `cwd`: its exit code and output, as run_cli gives them,
+    without the seconds a new interpreter spends importing torch (for errors found before any work starts)."""
+    from deepernets import cli
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd)
+        try:
+            code = cli.main(list(args))
+        except SystemExit as e:  # argparse's usage errors exit
+            code = e.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
 
 
 def kill_once_an_epoch_is_saved(args: list[str], cwd: Path, run: Path) -> None:

@@ -40,8 +40,8 @@ def assert_user_error(result, *fragments: str) -> None:
         (["--device", "cpu", "--cuda-graphs"], ["--cuda-graphs needs a CUDA GPU"]),
     ],
 )
-def test_bad_flags(tmp_path, args, fragments):
-    assert_user_error(run_cli("train", "--dataset", "mnist", *args, cwd=tmp_path), *fragments)
+def test_bad_flags(tmp_path, run_in_process, args, fragments):
+    assert_user_error(run_in_process("train", "--dataset", "mnist", *args, cwd=tmp_path), *fragments)
 
 
 @pytest.mark.parametrize(
@@ -57,8 +57,10 @@ def test_bad_flags(tmp_path, args, fragments):
         (["bench", "--variants", "jit"], ["--variants: unknown jit; choose from eager, compile, cuda-graphs"]),
     ],
 )
-def test_bad_names_and_flags_of_every_command_are_refused_before_anything_is_written(tmp_path, args, fragments):
-    assert_user_error(run_cli(*args, cwd=tmp_path), *fragments)
+def test_bad_names_and_flags_of_every_command_are_refused_before_anything_is_written(
+    tmp_path, run_in_process, args, fragments
+):
+    assert_user_error(run_in_process(*args, cwd=tmp_path), *fragments)
     assert not (tmp_path / "runs").exists()
 
 

@@ -31,7 +31,7 @@ def test_ranks_get_disjoint_shards_that_cover_the_epoch(tmp_path):
 
 def test_torchrun_training_writes_once_and_resumes_in_one_process(tmp_path, data_dir):
     args = ["train", "--model", "resnet20", "--dataset", "mnist", "--subset", "2048", "--test-subset", "1000",
-            "--epochs", "3", "--batch-size", "64", "--lr", "0.05",
+            "--epochs", "3", "--batch-size", "64", "--lr", "0.05", "--image-size", "20",
             "--data-dir", str(data_dir), "--name", "ddp"]  # fmt: skip
     proc = subprocess.Popen([*TORCHRUN, "-m", "deepernets", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip

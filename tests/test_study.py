@@ -21,8 +21,8 @@ from deepernets.errors import UserError
 
 GRID = """
 name: {name}
-about: a check of two policies, on 512 images
-base: {{epochs: 2, batch_size: 64, subset: 512, test_subset: 500, data_dir: {data}}}
+about: a check of two policies, on 256 images
+base: {{epochs: 2, batch_size: 64, subset: 256, test_subset: 250, data_dir: {data}}}
 axes:
   dataset: [mnist]
   model: {models}
@@ -30,7 +30,7 @@ axes:
 policies:
   lr0.01: {{lr: 0.01, schedule: constant}}
   scheduler: {{lr: auto, schedule: onecycle}}
-lr_finder_steps: 30
+lr_finder_steps: 20
 seeds: {seeds}
 """
 
@@ -161,7 +161,7 @@ def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
     report = run_cli("report", "st", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     md = (tmp_path / "st/report.md").read_text()
-    assert "Study g: a check of two policies, on 512 images" in md
+    assert "Study g: a check of two policies, on 256 images" in md
     rows = {
         line.split(" | ")[0].strip("| "): line
         for line in md.splitlines()

@@ -17,7 +17,8 @@ from deepernets.study.jobs import Job
 GRID = """
 name: j
 jobs: 2
-base: {{epochs: 1, subset: 4096, test_subset: 500, data_dir: {data}, lr: {{per: batch_size, 32: 0.05, 64: 0.1}}}}
+base: {{epochs: 1, subset: 4096, test_subset: 500, image_size: 20, data_dir: {data},
+       lr: {{per: batch_size, 32: 0.05, 64: 0.1}}}}
 axes: {{dataset: [mnist], model: [resnet20], batch_size: [32, 64]}}
 seeds: 2
 """

@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import kill_once_an_epoch_is_saved, run_cli
 
-FAST = ["--dataset", "mnist", "--epochs", "3", "--subset", "1024", "--test-subset", "1000", "--batch-size", "64"]
+FAST = ["--dataset", "mnist", "--epochs", "3", "--subset", "1024", "--test-subset", "1000", "--batch-size", "64",
+        "--image-size", "20"]  # fmt: skip
 
 
 def metrics(run) -> list[dict]:
@@ -17,7 +18,8 @@ def metrics(run) -> list[dict]:
 
 
 def test_resnet20_learns_mnist(tmp_path, data_dir):
-    args = ["--model", "resnet20", "--dataset", "mnist", "--epochs", "2", "--subset", "12000", "--test-subset", "2000"]
+    args = ["--model", "resnet20", "--dataset", "mnist", "--epochs", "2", "--subset", "18000", "--test-subset", "2000",
+            "--image-size", "20"]  # fmt: skip
     result = run_cli("train", *args, "--name", "r20", "--data-dir", str(data_dir), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Epoch: 02 | Epoch Time:" in result.stdout and "Val. Acc:" in result.stdout
@@ -89,8 +91,8 @@ def same_tensors(a: dict, b: dict) -> bool:
 
 def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     # vgg11_bn has dropout, so this also checks that random draws are reproduced after a resume
-    args = ["train", "--model", "vgg11_bn", "--dataset", "mnist", "--epochs", "3", "--subset", "512",
-            "--test-subset", "500", "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
+    args = ["train", "--model", "vgg11_bn", "--dataset", "mnist", "--epochs", "3", "--subset", "256",
+            "--test-subset", "256", "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
     whole = run_cli(*args, "--name", "whole", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
     kill_during_epoch_2_and_resume(args, tmp_path)
@@ -218,7 +220,8 @@ def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path, dat
 
 def test_lr_find_writes_history_plot_and_suggestion(tmp_path, data_dir):
     result = run_cli("lr-find", "--model", "resnet20", "--dataset", "mnist", "--subset", "4096", "--steps", "60",
-                     "--data-dir", str(data_dir), "--runs-dir", "finders", "--name", "one", cwd=tmp_path)  # fmt: skip
+                     "--image-size", "20", "--data-dir", str(data_dir), "--runs-dir", "finders", "--name", "one",
+                     cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     suggested = float(result.stdout.split("suggested LR ")[1].split(";")[0])
     assert 1e-5 < suggested < 10
