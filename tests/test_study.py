@@ -62,7 +62,7 @@ def test_grid_expansion_and_presets(tmp_path):
         (p.cell["dataset"], p.cell["optimizer"], p.cell["policy"]): p.config
         for p in study.expand(main_job, tmp_path, {})
     }
-    assert len(cells) == 8 and main_job.budget == "12m" and "deepernets study seed" in main_job.about
+    assert len(cells) == 8 and main_job.budget == "13m" and "deepernets study seed" in main_job.about
     assert cells[("mnist", "adam", "constant")].lr == 0.001 and cells[("cifar10", "sgd", "one-cycle")].lr == 0.05
     assert cells[("mnist", "sgd", "constant")].image_size == 20 and cells[("cifar10", "sgd", "constant")].shift == 0
     assert cells[("cifar10", "adam", "one-cycle")].image_size == 24
