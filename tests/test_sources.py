@@ -194,3 +194,15 @@ def test_download_with_the_network_closed_is_one_line_listing_files_and_folders(
     assert "cifar-10-python.tar.gz" in message  # the URL tried
     assert "cifar10/cifar-10-batches-bin/data_batch_1.bin" in message  # the files expected
     assert all(str(root) in message for root in (tmp_path / "root", tmp_path / "env", "data"))  # the folders looked in
+
+
+def test_channel_statistics_are_those_of_the_pixels():
+    import torch
+
+    images = np.random.default_rng(0).integers(0, 256, (50, 3, 9, 7), dtype=np.uint8)
+    images[:, 2] //= 4  # channels that differ
+    mean, std = data.channel_stats(torch.from_numpy(images))
+    pixels = images.astype(np.float64) / 255
+    assert mean == pytest.approx([pixels[:, c].mean() for c in range(3)], abs=1e-6)
+    assert std == pytest.approx([pixels[:, c].std() for c in range(3)], abs=1e-6)
+    assert mean[2] < mean[0] / 2
