@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import REPO
 
 from deepernets import bench, models
 from deepernets.bench import gemm, machine
@@ -114,3 +115,21 @@ def test_bench_times_only_native_precisions_shows_progress_and_names_the_cpu(mon
     assert cpu["model"] and "avx2" in cpu["isa_flags"] and cpu["native_bf16"] is False
     assert cpu["kernel_limits"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert any(line.startswith("[1/2] timing resnet20") for line in lines) and any("[2/2]" in x for x in lines)
+
+
+def test_conv_passes_times_every_convolution_as_it_trains_and_skips_the_image_gradient(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import conv_passes
+
+    result = conv_passes.model_passes("vgg11_bn", torch.device("cpu"), batch_size=4, repeats=1, gemm_gflops=100.0)
+    layers = result["layers"]
+    assert [layer["layer"] for layer in layers] == ["Conv2d"] * 4 + ["NCHWConv2d"] * 2 + ["FoldedConv2d"] * 2
+    assert [layer["map"] for layer in layers] == [[32, 32], [16, 16], [8, 8], [8, 8], [4, 4], [4, 4], [2, 2], [2, 2]]
+    assert "input_gradient_ms" not in layers[0]  # the first layer's input is the image
+    assert all("input_gradient_ms" in layer for layer in layers[1:])
+    first = layers[0]
+    flops = 2 * 4 * 64 * 3 * 9 * 32 * 32  # batch 4, 3→64 channels, 3×3 taps, 32×32 outputs
+    assert first["forward_ms"] == pytest.approx(flops / first["forward_gflops"] / 1e6, rel=0.01, abs=0.006)  # rounding
+    weight = result["totals"]["weight_gradient"]
+    assert weight["ms_per_step"] == pytest.approx(sum(layer["weight_gradient_ms"] for layer in layers), abs=0.1)
+    assert weight["share_of_gemm"] == pytest.approx(weight["gflops"] / 100.0, abs=0.001)
