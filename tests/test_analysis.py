@@ -15,7 +15,7 @@ from deepernets.errors import UserError
 from deepernets.infer import export, predict
 from deepernets.run import scores
 from deepernets.run.folder import RunDir
-from deepernets.train import evaluate
+from deepernets.train import artifacts, evaluate
 from deepernets.train.fit import train
 
 # rows are true classes, columns predicted ones
@@ -201,3 +201,11 @@ def test_onnx_export_without_its_packages_is_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
     with pytest.raises(UserError, match=r"needs (onnx, )?(onnxscript, )?onnxruntime: pip install 'deepernets\[onnx\]'"):
         export.export_run("nowhere", "onnx")
+
+
+def test_the_closing_line_counts_epochs_in_words_a_user_reads():
+    summary = {"status": "completed", "final_test_acc": 58.67, "train_images_per_s": 298.2}
+    one = artifacts.final_line({**summary, "epochs_completed": 1}, RunDir("runs/r"))
+    two = artifacts.final_line({**summary, "epochs_completed": 2}, RunDir("runs/r"))
+    assert "58.67% after 1 epoch (298.2 train images/s); results in runs/r" in one
+    assert "after 2 epochs (" in two

@@ -169,8 +169,9 @@ def final_line(summary: dict[str, Any], run: RunDir) -> str:
     if summary["status"] == "diverged":
         return f"diverged after {summary['epochs_completed']} good epoch(s); results in {run.path}"
     sides = [f"{name} {summary[key]['acc']:.2f}%" for key, name in FINAL_SIDE_RESULTS if summary.get(key)]
+    epochs = summary["epochs_completed"]
     return (
-        f"final test accuracy {summary['final_test_acc']:.2f}% after {summary['epochs_completed']} epochs "
+        f"final test accuracy {summary['final_test_acc']:.2f}% after {epochs} epoch{'s' * (epochs != 1)} "
         f"({summary['train_images_per_s']} train images/s)"
         + (f"; beside it: {', '.join(sides)}" if sides else "")
         + f"; results in {run.path}"
