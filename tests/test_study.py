@@ -129,7 +129,7 @@ def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
         ("seeds: 0", "bad.yaml: seeds must be at least 1, got 0"),
         ("axes: {seed: [0, 1]}", "axis 'seed' is set for each run by the study; for seeds, use seeds: N"),
         ("description: old", "unknown grid key(s) description"),
-        ("preset: cifar", "bad.yaml: preset 'cifar' is not a training preset; choose one of: cifar10, fast, mnist"),
+        ("preset: cifar", "bad.yaml: unknown training preset 'cifar'; choose one of: cifar10, fast, mnist"),
         ("axes: {model: [resnet20]}\nbase: {lr: {per: colour, red: 1}}", "base: lr: 'per: colour' names no axis"),
         ("axes: {optimizer: [sgd, adam]}\nbase: {lr: {per: optimizer, sgd: 0.1}}", "(no value for adam)"),
         (

@@ -265,7 +265,7 @@ def build_parser() -> Parser:
     p.add_argument("--models", nargs="+", default=["resnet20", "vgg16_bn"],
                    help="default: the study's smallest and largest model, which the speed targets name")  # fmt: skip
     settings.add_flags(p, RunConfig, ("batch_size", "device"), overrides=False)
-    p.add_argument("--steps", type=int, default=6, help="timed steps per measurement (after 3 warm-up steps)")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per measurement, after its warm-up steps")
     p.add_argument("--repeats", type=int, default=2, help="A B A B alternations; medians are reported")
     p.add_argument("--variants", nargs="+", default=["eager"],
                    help="our path as train runs it: eager, compile, cuda-graphs (CUDA only)")  # fmt: skip

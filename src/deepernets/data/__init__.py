@@ -96,9 +96,9 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     values = torch.arange(256, dtype=torch.float64)
     means, stds = [], []
     for c in range(images.shape[1]):
-        counts = torch.bincount(images[:, c].flatten(), minlength=256).double()
-        mean = counts @ values / counts.sum()
-        variance = counts @ (values - mean) ** 2 / counts.sum()
+        frequencies = torch.bincount(images[:, c].flatten(), minlength=256).double() / images[:, c].numel()
+        mean = frequencies @ values
+        variance = frequencies @ (values - mean) ** 2
         means.append(round(float(mean / 255.0), 6))
         stds.append(round(float(variance.sqrt() / 255.0), 6))
     return tuple(means), tuple(stds)

@@ -84,9 +84,11 @@ def load_grid(name_or_path: str) -> Grid:
             )
         if not isinstance(choices, list) or not choices:
             raise UserError(f"{path}: axis '{axis}' needs a non-empty list of values")
-    if grid.preset and grid.preset not in shipped.run_preset_names():
-        raise UserError(f"{path}: preset '{grid.preset}' is not a training preset; choose one of: "
-                        f"{', '.join(shipped.run_preset_names())}")  # fmt: skip
+    if grid.preset:
+        try:
+            shipped.run_preset_path(grid.preset)
+        except UserError as error:
+            raise UserError(f"{path}: {error}") from None
     for policy in grid.axes.get("policy", []):
         if policy not in grid.policies:
             raise UserError(f"{path}: policy '{policy}' is not defined under policies")
