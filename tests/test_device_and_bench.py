@@ -132,4 +132,4 @@ def test_conv_passes_times_every_convolution_as_it_trains_and_skips_the_image_gr
     assert first["forward_ms"] == pytest.approx(flops / first["forward_gflops"] / 1e6, rel=0.01, abs=0.006)  # rounding
     weight = result["totals"]["weight_gradient"]
     assert weight["ms_per_step"] == pytest.approx(sum(layer["weight_gradient_ms"] for layer in layers), abs=0.1)
-    assert weight["share_of_gemm"] == pytest.approx(weight["gflops"] / 100.0, abs=0.001)
+    assert weight["share_of_gemm"] == pytest.approx(weight["gflops"] / 100.0, abs=0.002)  # both rounded
