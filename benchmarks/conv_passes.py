@@ -69,6 +69,7 @@ def time_layer(conv: nn.Conv2d, x: torch.Tensor, precision: Precision, repeats: 
         "out_channels": conv.out_channels,
         "map": list(x.shape[-2:]),
         "channels_last": x.is_contiguous(memory_format=torch.channels_last),
+        "flops_per_pass": flops,
     }
     for name in PASSES:
         if name in runs:
@@ -88,9 +89,9 @@ def model_passes(name: str, device: torch.device, batch_size: int, repeats: int,
     for name in PASSES:
         timed = [layer for layer in layers if f"{name}_ms" in layer]
         ms = sum(layer[f"{name}_ms"] for layer in timed)
-        gflop = sum(layer[f"{name}_ms"] * layer[f"{name}_gflops"] / 1e3 for layer in timed)
-        totals[name] = {"ms_per_step": round(ms, 1), "gflops": round(gflop / ms * 1e3, 1),
-                        "share_of_gemm": round(gflop / ms * 1e3 / gemm_gflops, 3)}  # fmt: skip
+        gflops = sum(layer["flops_per_pass"] for layer in timed) / ms / 1e6
+        totals[name] = {"ms_per_step": round(ms, 1), "gflops": round(gflops, 1),
+                        "share_of_gemm": round(gflops / gemm_gflops, 3)}  # fmt: skip
     return {"precision": precision.name, "batch_size": batch_size, "totals": totals, "layers": layers}
 
 
