@@ -156,6 +156,22 @@ def test_training_and_evaluate_write_per_class_scores_and_confidently_wrong_imag
     assert "confidently_wrong.png" in printed.stdout
 
 
+def test_predict_gives_an_image_file_the_probabilities_the_run_gives_that_test_image(tiny_run, data_dir, tmp_path):
+    """A 28×28 MNIST test image saved as a file is read at the dataset's own size and resized to the run's 32 as in
+    training and evaluate, so its probabilities are the test pipeline's, not those of a PIL resize."""
+    from PIL import Image
+
+    loaded = predict.load_run(tiny_run)
+    dataset = data.load("mnist", data_dir)
+    Image.fromarray(dataset.test_images[0, 0].numpy()).save(tmp_path / "digit.png")
+    name, probability = predict.predict(loaded, [str(tmp_path / "digit.png")], top=1)[0][0]
+    x, _ = next(iter(loaded.batches(dataset.test_images[:1], dataset.test_labels[:1])))
+    with torch.inference_mode(), loaded.precision.autocast():
+        expected = loaded.model(x).float().softmax(1)[0]
+    assert name == dataset.classes[int(expected.argmax())]
+    assert probability == pytest.approx(float(expected.max()), abs=1e-6)
+
+
 def test_torchscript_export_classifies_as_the_run_does(tiny_run, tmp_path):
     out = tmp_path / "model.pt"
     result = run_cli("export", str(tiny_run), "--format", "torchscript", "--out", str(out), cwd=tmp_path)

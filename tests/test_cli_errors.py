@@ -55,6 +55,8 @@ def test_bad_flags(tmp_path, run_in_process, args, fragments):
         (["evaluate", "runs/x", "--tta", "crop"], ["--tta: must be none or flip, got 'crop'"]),
         (["bench", "--device", "cpu", "--variants", "cuda-graphs"], ["--variants cuda-graphs needs a CUDA GPU"]),
         (["bench", "--variants", "jit"], ["--variants: unknown jit; choose from eager, compile, cuda-graphs"]),
+        (["bench", "--repeats", "0"], ["--repeats", "must be > 0, got 0"]),
+        (["bench", "--steps", "0"], ["--steps", "must be > 0, got 0"]),
     ],
 )
 def test_bad_names_and_flags_of_every_command_are_refused_before_anything_is_written(
@@ -156,6 +158,31 @@ def test_checkpoint_of_another_model_is_one_line(tmp_path, data_dir):
     for command in (["evaluate", str(run)], ["train", "--config", str(run / "config.yaml"), "--resume"]):
         result = run_cli(*command, cwd=tmp_path, env=env)
         assert_user_error(result, "checkpoint", "runs/other/checkpoints/last.pt", "delete it and train the run again")
+
+
+def test_a_dataset_that_no_longer_matches_the_checkpoint_is_refused(tmp_path, data_dir):
+    # as when a folder dataset gained or lost a class since the run: every label would shift
+    run = tmp_path / "runs" / "moved"
+    (run / "checkpoints").mkdir(parents=True)
+    settings = "model: resnet20\ndataset: mnist\nname: moved\nsubset: 64\ntest_subset: 64\n"
+    (run / "config.yaml").write_text(settings)
+    state = {"epoch": 1, "history": [], "schedule": {}, "optimizer": {}, "lr_finder": None}
+    state["model"] = models.build("resnet20", 1, 10).state_dict()
+    classes = [f"c{i}" for i in range(10)]
+    state["data"] = {"classes": classes, "mean": [0.1], "std": [0.3], "in_channels": 1, "image_size": 32}
+    checkpoint.save(run / "checkpoints" / "last.pt", state)
+    env = {"DEEPERNETS_DATA": str(data_dir), "DEEPERNETS_CACHE": str(tmp_path / "cache")}
+    for command in (["evaluate", str(run)], ["export", str(run), "--format", "torchscript"]):
+        result = run_cli(*command, cwd=tmp_path, env=env)
+        assert_user_error(result, "mnist now has classes", "runs/moved was trained on ['c0'", "train a new run")
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml"]
+
+
+def test_a_study_file_cut_short_is_one_line_naming_it(tmp_path):
+    study = tmp_path / "runs" / "cut"
+    study.mkdir(parents=True)
+    (study / "study.json").write_text('{"runs": [')
+    assert_user_error(run_cli("report", str(tmp_path / "runs"), cwd=tmp_path), "runs/cut/study.json is not valid JSON")
 
 
 def test_existing_run_is_not_overwritten(tmp_path):

@@ -118,3 +118,13 @@ def test_image_folder(tmp_path):
     images, labels = formats.read_image_folder(tmp_path / "train", ["cat", "dog"], 32, 3)
     assert images.shape == (4, 3, 32, 32) and labels.tolist() == [0, 0, 1, 1]
     assert images[0, 0].min() == 255 and images[2, 2].min() == 255
+
+
+def test_sixteen_bit_grayscale_is_scaled_to_eight_bits_not_clipped(tmp_path):
+    from PIL import Image
+
+    levels = np.array([[0, 257 * 100], [257 * 200, 65535]], dtype=np.uint16)
+    Image.fromarray(levels).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as img:
+        assert img.mode.startswith("I")  # a 16-bit PNG, as Pillow opens it
+    assert formats.read_image(tmp_path / "deep.png", 1, 2)[0].tolist() == [[0, 100], [200, 255]]

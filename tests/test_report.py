@@ -9,7 +9,7 @@ import numpy as np
 from deepernets import report, study
 from deepernets.config import RunConfig
 from deepernets.report import render
-from deepernets.run import plots
+from deepernets.run import atomic, plots
 from deepernets.run.folder import RunDir
 
 CLASSES = ["0", "1", "2"]
@@ -289,3 +289,12 @@ def test_a_study_given_fewer_images_than_its_cells_need_says_so(tmp_path):
             "Its runs trained on fewer images than its cells need to be clearly above chance (mnist 256 of 1,000)"
         )
         assert (sentence in md) == short
+
+
+def test_files_are_written_whole_with_the_mode_a_plain_write_would_give(tmp_path):
+    # mkstemp's temporary file is private to its owner; a report or a run's files must be readable where the umask
+    # lets a plain write make them so
+    atomic.write_text(tmp_path / "report.md", "# a report\n")
+    (tmp_path / "plain.md").write_text("# a report\n")
+    assert (tmp_path / "report.md").stat().st_mode == (tmp_path / "plain.md").stat().st_mode
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left

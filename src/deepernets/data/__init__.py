@@ -132,7 +132,7 @@ def _folder_channels(train_dir: Path, classes: list[str]) -> int:
             if file.suffix.lower() in formats.IMAGE_SUFFIXES:
                 try:
                     with Image.open(file) as img:
-                        return 1 if img.mode in ("1", "L", "I;16", "I") else 3
+                        return 1 if img.mode in ("1", "L") or img.mode.startswith("I") else 3
                 except OSError as e:
                     raise UserError(f"cannot read image {file}: {e}; remove or replace it") from None
     return 3

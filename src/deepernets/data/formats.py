@@ -159,6 +159,8 @@ def read_image(path: Path, channels: int, size: int) -> np.ndarray:
 
     try:
         with Image.open(path) as img:
+            if img.mode.startswith("I"):  # 16-bit grayscale: Pillow's convert clips it at 255 instead of scaling
+                img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.uint8)
     except (OSError, UnidentifiedImageError) as e:

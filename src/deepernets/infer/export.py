@@ -105,7 +105,7 @@ def check_set(run: RunDir, model: nn.Module, info: dict[str, Any]) -> tuple[data
     """The run's test images as the exported file takes them (batches of pixels in [0, 1], resized as the run
     resizes), their labels, and the plain model's top-1 classes on them through the run's own pipeline."""
     config = run.read_config()
-    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    dataset = predict.run_dataset(run, info)
     images, labels = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
     size, channels = info["image_size"], info["in_channels"]
     normalized = data.Batches(images, labels, BATCH, mean=tuple(info["mean"]), std=tuple(info["std"]), size=size)

@@ -21,7 +21,7 @@ from deepernets.train.device import Precision, place_model, resolve_device, reso
 class LoadedRun:
     run: RunDir
     model: nn.Module
-    data: dict[str, Any]  # classes, mean, std, in_channels, image_size
+    data: dict[str, Any]  # classes, mean, std, in_channels, image_size, stored_size (newer checkpoints)
     precision: Precision
     device: torch.device
 
@@ -62,11 +62,25 @@ def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     return LoadedRun(run, model, info, precision, target)
 
 
+def run_dataset(run: RunDir, info: dict[str, Any]) -> data.Dataset:
+    """The run's dataset, loaded again; refused when its classes or channels are no longer the checkpoint's (a
+    folder dataset that gained or lost a class would shift every label)."""
+    config = run.read_config()
+    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    now, then = (dataset.classes, dataset.in_channels), (info["classes"], info["in_channels"])
+    if now != then:
+        raise UserError(
+            f"{config.dataset} now has classes {now[0]} in {now[1]} channel(s), but {run.path} was trained on "
+            f"{then[0]} in {then[1]}: restore the dataset as it was, or train a new run on it"
+        )
+    return dataset
+
+
 def evaluate_run(loaded: LoadedRun, flip_tta: bool = False) -> tuple[evaluate.Evaluation, torch.Tensor]:
     """Evaluate on the run's test set (with `flip_tta`, also with flip TTA, in `.tta`) and write its single-view
     results (evaluate.write_results) into the run folder."""
     config = loaded.run.read_config()
-    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    dataset = run_dataset(loaded.run, loaded.data)
     if flip_tta:
         evaluate.check_flip_tta(dataset)
     images, labels = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
@@ -83,7 +97,10 @@ def read_images(paths: list[str], channels: int, size: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict(loaded: LoadedRun, paths: list[str], top: int = 3) -> list[list[tuple[str, float]]]:
-    images = read_images(paths, loaded.data["in_channels"], loaded.data["image_size"])
+    # read at the size the dataset keeps its images at, so that Batches resizes them as it did in training
+    # (checkpoints from before stored_size was recorded: straight to the model's size)
+    stored_size = loaded.data.get("stored_size", loaded.data["image_size"])
+    images = read_images(paths, loaded.data["in_channels"], stored_size)
     classes = loaded.data["classes"]
     results = []
     for x, _ in loaded.batches(images, torch.zeros(len(images), dtype=torch.int64)):

@@ -3,7 +3,6 @@ matrices and LR range tests. Runs are found under one or more folders (any direc
 summary.json)."""
 
 import csv
-import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,6 +11,7 @@ from typing import Any
 
 from deepernets.config import RunConfig, shortfall
 from deepernets.errors import UserError
+from deepernets.run import atomic
 from deepernets.run.folder import RunDir
 
 CellKey = tuple[str, str, str, str, str]  # dataset, model, optimizer, policy, variant
@@ -173,7 +173,7 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
             raise UserError(f"{folder} is not a folder of runs")
         for manifest in sorted(folder.rglob("study.json")):
             study_dir = manifest.parent.resolve()
-            study = json.loads(manifest.read_text())
+            study = atomic.read_json(manifest)
             grid = study.get("grid", {})
             if grid.get("about"):
                 abouts[grid.get("name") or manifest.parent.name] = grid["about"] + _shortfall(grid, study["runs"])
@@ -211,7 +211,7 @@ def read_failures(folders: list[Path]) -> dict[str, str]:
     errors = {}
     for folder in folders:
         for path in sorted(folder.rglob("failures.json")):
-            for name, failure in json.loads(path.read_text()).items():
+            for name, failure in atomic.read_json(path).items():
                 errors[f"{path.parent.name}/{name}"] = failure["error"]
     return errors
 
@@ -242,7 +242,7 @@ def read_range_tests(collection: Collection) -> list[RangeTest]:
     for study_dir in sorted(study_dirs):
         for path in sorted((study_dir / "lr_finder").glob("*/result.json")):
             tests.append(
-                RangeTest(f"study {study_dir.name}", json.loads(path.read_text()), path.parent / "plots/lr_finder.png")
+                RangeTest(f"study {study_dir.name}", atomic.read_json(path), path.parent / "plots/lr_finder.png")
             )
     for r in collection.runs:
         if r.summary.get("lr_finder") and not r.study_dir:  # a study's runs share the test listed above

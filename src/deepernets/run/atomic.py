@@ -9,6 +9,13 @@ from typing import Any
 
 import yaml
 
+from deepernets.errors import UserError
+
+# mkstemp makes its file readable by its owner only, and the rename keeps that: give it the mode a plain open()
+# would, so that a report or an exported model can be read by others where the umask allows.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp_path)` to fill a temporary file beside `path`, then rename it over `path`."""
@@ -18,6 +25,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)
         _fsync(tmp)  # the new content is on disk before the rename makes it the file
         os.replace(tmp, path)
         _fsync(path.parent)  # and the rename itself survives a crash
@@ -44,3 +52,11 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_yaml(path: str | Path, obj: Any) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file this tool wrote; a one-line error naming it when it was cut short or edited into invalid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as e:
+        raise UserError(f"{path} is not valid JSON ({e}): restore it, or delete it to start that part again") from None

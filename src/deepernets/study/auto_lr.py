@@ -47,5 +47,5 @@ def resolve_lr(
             result = find_lr(parts.model, probe, parts.train_batches, precision, out, log, steps=steps)
             atomic.write_json(result_path, {**result, "dataset": config.dataset, "model": config.model,
                                             "optimizer": config.optimizer})  # fmt: skip
-    result = json.loads(result_path.read_text())
+    result = atomic.read_json(result_path)
     return config.replace(lr=result["suggested_lr"]), result

@@ -3,7 +3,6 @@ one factor, chosen from a short probe of the speed here, so that the whole study
 machine. The factor is kept in the study folder's budget.json, so a restarted study plans the same runs."""
 
 import contextlib
-import json
 import math
 import re
 import time
@@ -46,7 +45,7 @@ def fit(
     path = study_dir / "budget.json"
     # a dry run (save=False) writes nothing, not even the study folder that the lock would create
     with locks.lock(study_dir / ".budget.lock") if save else contextlib.nullcontext():
-        kept = json.loads(path.read_text()) if path.exists() else {}
+        kept = atomic.read_json(path) if path.exists() else {}
         if kept.get("budget") == grid.budget:
             factor, enough_s = kept["factor"], kept.get("enough_s")
         elif kept and save:

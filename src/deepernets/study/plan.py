@@ -1,7 +1,6 @@
 """The study folder and its plan, study.json: every run the folder should hold, with its cell and settings."""
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
     """
     path = study_dir / "study.json"
     with locks.lock(study_dir / ".study.lock"):
-        entries = {e["name"]: e for e in json.loads(path.read_text())["runs"]} if path.exists() else {}
+        entries = {e["name"]: e for e in atomic.read_json(path)["runs"]} if path.exists() else {}
         for run in planned:
             settings = {k: v for k, v in run.config.to_dict().items() if k not in WHERE_SETTINGS}
             old = entries.get(run.name, {}).get("config") or {}  # plans before settings were recorded have none

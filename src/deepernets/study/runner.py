@@ -1,6 +1,5 @@
 """Run a study: this shard's runs in order, skipping finished ones, resuming broken ones, recording failures."""
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -93,7 +92,7 @@ def record_failure(study_dir: Path, name: str, error: str | None) -> None:
     """failures.json: the last error of each run that failed and has not finished since (the report lists them)."""
     path = study_dir / "failures.json"
     with locks.lock(study_dir / ".failures.lock"):
-        failures = json.loads(path.read_text()) if path.exists() else {}
+        failures = atomic.read_json(path) if path.exists() else {}
         if error is None and name not in failures:
             return
         if error is None:

@@ -65,6 +65,7 @@ def save(
                 "std": list(dataset.std),
                 "in_channels": dataset.in_channels,
                 "image_size": config.image_size,
+                "stored_size": dataset.train_images.shape[-1],  # before Batches resizes to image_size
             },
         },
     )
