@@ -430,6 +430,29 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     assert budget.seconds("1.5h") == 5400 and budget.seconds("90") == 90
 
 
+def test_the_estimate_counts_the_ema_models_test_and_flip_tta_s_mirrored_images(tmp_path):
+    from deepernets.study.estimate import estimate_parts
+
+    grid = budget_grid(tmp_path)
+    plain = study.expand(grid, tmp_path, {})[2:3]  # cifar10, resnet20: 100 images/s
+    featured = [dataclasses.replace(plain[0], config=plain[0].config.replace(ema=0.999, tta="flip"))]
+    ((train, other),) = estimate_parts(plain, grid, fake_probe([]))
+    ((train_featured, other_featured),) = estimate_parts(featured, grid, fake_probe([]))
+    # 2 epochs: 300 test images and 2 batches of 50 for the statistics, at 3× the training speed; the EMA model
+    # again (its own statistics and test), and the 300 mirrored images
+    assert other == pytest.approx(2 * (300 + 2 * 50) / 3 / 100)
+    assert other_featured == pytest.approx(2 * (3 * 300 + 2 * 2 * 50) / 3 / 100)
+    assert train_featured == train
+
+
+def test_range_tests_that_differ_in_their_shifts_are_not_shared():
+    from deepernets.study.auto_lr import lr_finder_key
+
+    config = RunConfig(dataset="cifar10", lr="auto")
+    keys = {lr_finder_key(config.replace(shift=shift)) for shift in (None, 0, 2)}
+    assert len(keys) == 3
+
+
 def test_a_budget_that_gives_fewer_images_than_the_cells_need_names_one_that_would(tmp_path):
     from deepernets.study import budget
     from deepernets.study.probe import cached

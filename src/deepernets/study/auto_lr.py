@@ -21,6 +21,8 @@ def lr_finder_key(config: RunConfig) -> str:
     """dataset-model-optimizer, plus a short hash of every other setting the range test depends on."""
     settings = {k: getattr(config, k) for k in LR_FINDER_SETTINGS}
     settings.update({k: getattr(config, k) for k in LR_FINDER_AUGMENTATION if getattr(config, k)})
+    if config.shift is not None:  # 0 is a choice too: no shift at all, where the default shifts CIFAR by 4
+        settings["shift"] = config.shift
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{dataset_slug(config.dataset)}-{config.model}-{config.optimizer}-{digest}"
 

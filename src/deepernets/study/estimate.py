@@ -55,8 +55,9 @@ def estimate_parts(
     """Each run's seconds here in two parts: training (epochs × training images at the probed speed), and the rest.
 
     The rest is evaluation and the batch-norm statistics recomputed before it (`precise_bn`), both counted at three
-    times the training speed (forward only), and, for the first run of each LR-finder key, that range test. Pass a
-    `cached` probe, so that runs that train alike share one.
+    times the training speed (forward only) and twice with `ema` (the averaged model is tested too, after its own
+    statistics), with the mirrored test images of `tta: flip`; and, for the first run of each LR-finder key, that
+    range test. Pass a `cached` probe, so that runs that train alike share one.
     """
     finders: set[str] = set()
     parts = []
@@ -65,7 +66,10 @@ def estimate_parts(
         p = probe(c)
         train_images = min(c.subset or p.split_images, p.split_images) // c.batch_size * c.batch_size
         batches = min(c.precise_bn, train_images // c.batch_size)
-        other = c.epochs * (p.test_images + batches * c.batch_size) / 3 / p.images_per_s
+        models_tested = 1 + bool(c.ema)
+        test_passes = models_tested + (c.tta == "flip")
+        forward = test_passes * p.test_images + models_tested * batches * c.batch_size
+        other = c.epochs * forward / 3 / p.images_per_s
         if c.lr == "auto" and lr_finder_key(c) not in finders:
             finders.add(lr_finder_key(c))
             other += grid.lr_finder_steps * c.batch_size / p.images_per_s

@@ -47,7 +47,9 @@ def run_jobs(
 
     planned = expand(grid, study_dir, overrides, seeds)
     mine = planned[shard[0] :: shard[1]]
-    check_setup(mine)
+    # a budget's probe processes read every dataset of the grid: have it on disk before they start, or each of them
+    # would download it at once
+    check_setup(planned if grid.budget else mine)
     jobs = grid.jobs_at_once(len(mine))
     with probing(jobs) as probe:
         planned = budget.fit(planned, grid, study_dir, probe, log_once)
