@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from deepernets.data import Batches
 from deepernets.train.device import Precision
@@ -102,6 +103,21 @@ def test_range_test_restores_the_model_and_optimizer():
     assert 1 < len(result.lrs) <= 12
     assert result.lrs == sorted(result.lrs)
     assert result.problem is not None  # 12 steps are too few to mean anything
+
+
+def test_the_range_test_measures_the_loss_the_run_trains_with():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    images = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
+    batches = Batches(images, torch.randint(0, 10, (256,)), 32, mean=(0.5,) * 3, std=(0.25,) * 3, train=True)
+    x, y = next(batches.forever())  # the test's first batch: forever() starts from the same epoch again
+    with torch.no_grad():
+        smoothed, plain = (F.cross_entropy(model(x), y, label_smoothing=s).item() for s in (0.1, 0.0))
+    fp32 = Precision("fp32", False, "cpu")
+    result = lr_range_test(model, optimizer, batches, fp32, steps=12, label_smoothing=0.1)
+    assert result.raw_losses[0] == pytest.approx(smoothed, rel=1e-5)
+    assert abs(smoothed - plain) > 1e-3
 
 
 def test_a_loss_that_is_nan_from_the_first_step_falls_back_instead_of_failing():

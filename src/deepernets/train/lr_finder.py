@@ -77,8 +77,10 @@ def lr_range_test(
     start: float = LRFinderSettings.start_lr,
     end: float = LRFinderSettings.end_lr,
     steps: int = LRFinderSettings.steps,
+    label_smoothing: float = 0.0,
 ) -> LRFinderResult:
-    """Run the test and restore the model's and the optimizer's state afterwards."""
+    """Run the test with the loss and precision the run trains with (fp16 behind a gradient scaler, as training
+    has it) and restore the model's and the optimizer's state afterwards."""
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     result = LRFinderResult()
@@ -87,10 +89,11 @@ def lr_range_test(
     beta = 1 - 2 / (smoothing_window(steps) + 1)
     average, best = 0.0, math.inf
     stream = batches.forever()
+    scaler = torch.amp.GradScaler("cuda") if precision.name == "fp16" else None
     for step in range(steps):
         lr = start * (end / start) ** (step / max(1, steps - 1))
         set_lr(optimizer, lr)
-        loss = train_step(model, optimizer, *next(stream), precision)[0].item()
+        loss = train_step(model, optimizer, *next(stream), precision, scaler, label_smoothing)[0].item()
         if not math.isfinite(loss):
             break
         result.lrs.append(lr)

@@ -31,7 +31,7 @@ def find_lr(
     so every rank of a torchrun job comes back with an answer.
     """
     probe = build_optimizer(model, config, LRFinderSettings.start_lr)
-    result = lr_range_test(model, probe, batches, precision, **test_options)
+    result = lr_range_test(model, probe, batches, precision, label_smoothing=config.label_smoothing, **test_options)
     choice = result.choose(config.lr_pick, config.optimizer)
     if out is not None:
         write_text(out / "lr_finder.csv", to_csv(result.rows(), ["step", "lr", "loss", "smoothed_loss"]))
