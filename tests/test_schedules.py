@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from deepernets.config import RunConfig
-from deepernets.train.schedules import Schedule
+from deepernets.train.schedules import Schedule, lr_per_step
 
 
 def lrs(schedule: str, epochs: int = 10, steps: int = 10, **kwargs) -> list[float]:
@@ -32,6 +32,13 @@ def test_cosine_with_warmup():
 def test_a_constant_lr_after_a_warmup_of_a_fraction_of_an_epoch():
     values = lrs("constant", epochs=2, warmup_epochs=0.5)
     assert values[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1]) and set(values[5:]) == {0.1}
+
+
+def test_the_plotted_plateau_schedule_rises_through_its_warm_up_then_follows_the_logged_lr():
+    config = RunConfig(schedule="plateau", epochs=3, warmup_epochs=0.5, lr=0.1)
+    history = [{"lr": 0.1}, {"lr": 0.1}, {"lr": 0.01}]  # dropped after the second epoch's test
+    values = lr_per_step(config, 4, history)
+    assert values == pytest.approx([0.05, 0.1, 0.1, 0.1] + [0.1] * 4 + [0.01] * 4)
 
 
 def test_multistep_drops_tenfold_at_half_and_three_quarters():

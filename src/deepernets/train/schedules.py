@@ -85,8 +85,10 @@ class Schedule:
 
 
 def lr_per_step(config: RunConfig, steps_per_epoch: int, history: list[dict[str, Any]]) -> list[float]:
-    """The LR of every step of a run: computed from its schedule, or for plateau the per-epoch LR it logged."""
-    if config.schedule == "plateau":
-        return [float(row["lr"]) for row in history for _ in range(steps_per_epoch)]
+    """The LR of every step of a run: computed from its schedule, or for plateau, after its warm-up, the per-epoch
+    LR it logged (its drops follow the test loss)."""
     schedule = Schedule(config, float(config.lr), steps_per_epoch)
+    if config.schedule == "plateau":
+        logged = [float(row["lr"]) for row in history for _ in range(steps_per_epoch)]
+        return [schedule.lr(step) if step < schedule.warmup else lr for step, lr in enumerate(logged)]
     return [schedule.lr(step) for step in range(config.epochs * steps_per_epoch)]
