@@ -262,14 +262,11 @@ def build_parser() -> Parser:
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("bench", help="training images/s: our path against the classic PIL pipeline, and GEMM")
-    p.add_argument("--models", nargs="+", default=["resnet20", "vgg16_bn"],
-                   help="default: the study's smallest and largest model, which the speed targets name")  # fmt: skip
+    p.add_argument("--models", nargs="+", default=["resnet20", "vgg16_bn"], help="default: those the targets name")
     settings.add_flags(p, RunConfig, ("batch_size", "device"), overrides=False)
-    p.add_argument("--steps", type=positive(int), default=6,
-                   help="timed steps per measurement, after its warm-up steps")  # fmt: skip
-    p.add_argument("--repeats", type=positive(int), default=2, help="A B A B alternations; medians are reported")
-    p.add_argument("--variants", nargs="+", default=["eager"],
-                   help="our path as train runs it: eager, compile, cuda-graphs (CUDA only)")  # fmt: skip
+    p.add_argument("--steps", type=positive(int), default=6, help="timed steps per measurement, after warm-up")
+    p.add_argument("--repeats", type=positive(int), default=2, help="A B A B alternations; medians reported")
+    p.add_argument("--variants", nargs="+", default=["eager"], help="eager, compile, cuda-graphs (CUDA only)")
     p.add_argument("--classic-workers", nargs="+", type=int, default=[2],
                    help="classic pipeline DataLoader workers (CIFAR scripts use 2); the fastest counts")  # fmt: skip
     p.add_argument("--out", help="write the results as JSON here")
@@ -297,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepernets: error: {' '.join(str(e).split())}; check the path and its permissions", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        after = {
-            "train": "; finished epochs are saved, continue with --resume",
-            "study": "; finished epochs are saved, run the same command again to continue",
-        }.get(args.command, "")
-        print(f"deepernets: interrupted{after}", file=sys.stderr)
+        after = {"train": "; finished epochs are saved, continue with --resume",
+                 "study": "; finished epochs are saved, run the same command again to continue"}  # fmt: skip
+        print(f"deepernets: interrupted{after.get(args.command, '')}", file=sys.stderr)
         return 130
