@@ -18,7 +18,7 @@ from deepernets.config import LR_FINDER_MIN_STEPS, LRFinderSettings
 from deepernets.data import Batches
 from deepernets.train.device import Precision
 from deepernets.train.optimizers import set_lr
-from deepernets.train.step import train_step
+from deepernets.train.step import grad_scaler, train_step
 
 START_FRACTION = 0.1  # the first tenth of the points (at least 3) sets the starting level and its noise
 MIN_FALL = 0.1  # "clearly fallen": at least 10% below the starting level...
@@ -89,7 +89,7 @@ def lr_range_test(
     beta = 1 - 2 / (smoothing_window(steps) + 1)
     average, best = 0.0, math.inf
     stream = batches.forever()
-    scaler = torch.amp.GradScaler("cuda") if precision.name == "fp16" else None
+    scaler = grad_scaler(precision)
     for step in range(steps):
         lr = start * (end / start) ** (step / max(1, steps - 1))
         set_lr(optimizer, lr)

@@ -15,6 +15,7 @@ from deepernets.train import distributed
 from deepernets.train.device import Precision, place_model, resolve_precision
 from deepernets.train.optimizers import build_optimizer
 from deepernets.train.schedules import Schedule
+from deepernets.train.step import grad_scaler
 
 
 @dataclass
@@ -99,7 +100,7 @@ def build_optimization(model: nn.Module, config: RunConfig, precision: Precision
     return Optimization(
         optimizer=build_optimizer(model, config, float(config.lr)),
         schedule=Schedule(config, float(config.lr), steps_per_epoch),
-        scaler=torch.amp.GradScaler("cuda") if precision.name == "fp16" else None,
+        scaler=grad_scaler(precision),
         ema=moving_average(model, config.ema) if config.ema else None,
     )
 

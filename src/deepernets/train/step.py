@@ -7,6 +7,11 @@ from torch import nn
 from deepernets.train.device import Precision
 
 
+def grad_scaler(precision: Precision) -> torch.amp.GradScaler | None:
+    """The gradient scaler fp16 needs (its small gradients would flush to zero unscaled); None otherwise."""
+    return torch.amp.GradScaler("cuda") if precision.name == "fp16" else None
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
