@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 import torch
-from conftest import kill_once_an_epoch_is_saved, run_cli
+import yaml
+from conftest import kill_once_an_epoch_is_saved, kill_once_written, run_cli
 
 FAST = ["--dataset", "mnist", "--epochs", "3", "--subset", "1024", "--test-subset", "1000", "--batch-size", "64",
         "--image-size", "20"]  # fmt: skip
@@ -249,6 +250,21 @@ def test_a_run_with_lr_auto_and_no_name_resumes_from_its_saved_config(tmp_path, 
     assert again.returncode == 0, again.stderr
     assert "has already finished" in again.stdout
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name], "it must not start another run"
+
+
+def test_a_run_with_lr_auto_stopped_before_its_first_checkpoint_keeps_its_range_test_record(tmp_path, data_dir):
+    args = ["train", *FAST, "--model", "resnet20", "--epochs", "2", "--lr", "auto", "--name", "auto",
+            "--data-dir", str(data_dir)]  # fmt: skip
+    run = tmp_path / "runs" / "auto"
+    kill_once_written(args, tmp_path, run / "summary.json")  # written once the range test has chosen the LR
+    assert not (run / "checkpoints" / "last.pt").exists(), "killed too late: the first epoch was saved"
+    chosen = json.loads((run / "summary.json").read_text())["lr_finder"]["suggested_lr"]
+    resumed = run_cli(*args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "LR finder:" not in resumed.stdout, "the resumed run must keep the LR it chose, not test again"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["lr_finder"]["suggested_lr"] == chosen
+    assert float(yaml.safe_load((run / "config.yaml").read_text())["lr"]) == chosen
 
 
 def test_training_loss_is_logged_as_plain_cross_entropy_beside_the_smoothed_one(tmp_path, data_dir):

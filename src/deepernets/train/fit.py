@@ -84,6 +84,8 @@ def _train(
     check_cuda_graphs(config.cuda_graphs, world.device)
     config, state = progress.open_run(run, config, resume)
     distributed.barrier(world)  # every rank has checked the run folder before rank 0 writes to it
+    if state is None and lr_finder_info is None:  # a run stopped before its first checkpoint keeps its range test's
+        lr_finder_info = (run.read_summary() or {}).get("lr_finder")  # record, written with the LR it chose
     if state is not None and state.get("status") in DONE:
         log(f"{run.path} has already {state['status']}")
         return run.read_summary() or {}
