@@ -3,6 +3,4 @@
 # 13-minute budget on this machine (2 ResNets × SGD and Adam × 2 LR policies × MNIST and CIFAR-10, one epoch each),
 # and its report. Extra arguments go to `deepernets study` (--budget 30m, say).
 source "$(dirname "$0")/scripts/env.sh"
-deepernets study seed-quick "$@"
-deepernets report runs/seed-quick
-echo "report: $ROOT/runs/seed-quick/report.html (and report.md beside it)"
+deepernets study seed-quick --report "$@"  # runs/seed-quick (runs/seed-quick-b30m with --budget 30m)

@@ -58,6 +58,18 @@ def test_shift_zero_turns_off_the_crop_of_cifar_like_data_but_keeps_its_flip():
     assert any(not torch.equal(a, b) for a, b in zip(x, source, strict=True))
 
 
+def test_no_flip_turns_off_the_mirror_of_cifar_like_data_and_flip_turns_it_on_for_others():
+    unflipped = make(train=True, augment="crop-flip", shift=0, flip=False)
+    x, _ = next(iter(unflipped))
+    assert torch.equal(x, unflipped.images[unflipped.order()[:16]].float())
+    flipped = make(train=True, augment="none", flip=True)
+    x, _ = next(iter(flipped))
+    source = flipped.images[flipped.order()[:16]].float()
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(x, source, strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(x, source, strict=True))
+    assert not make(augment="crop-flip", flip=True).flip, "test batches are never mirrored"
+
+
 def test_training_batches_are_deterministic_per_epoch_and_differ_between_epochs():
     a, b = make(train=True, augment="crop-flip", seed=3), make(train=True, augment="crop-flip", seed=3)
     a.set_epoch(2)

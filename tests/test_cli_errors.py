@@ -93,7 +93,7 @@ def test_folder_dataset_without_classes(tmp_path):
     (tmp_path / "imgs" / "train").mkdir(parents=True)
     (tmp_path / "imgs" / "test").mkdir()
     assert_user_error(
-        run_cli("train", "--dataset", f"folder:{tmp_path / 'imgs'}", cwd=tmp_path), "no class sub-folders"
+        run_cli("train", "--dataset", f"folder:{tmp_path / 'imgs'}", cwd=tmp_path), "has 0 class sub-folder(s)"
     )
 
 
@@ -164,7 +164,7 @@ def test_a_dataset_that_no_longer_matches_the_checkpoint_is_refused(tmp_path, da
     # as when a folder dataset gained or lost a class since the run: every label would shift
     run = tmp_path / "runs" / "moved"
     (run / "checkpoints").mkdir(parents=True)
-    settings = "model: resnet20\ndataset: mnist\nname: moved\nsubset: 64\ntest_subset: 64\n"
+    settings = "model: resnet20\ndataset: mnist\nname: moved\nsubset: 64\ntest_subset: 64\nbatch_size: 32\n"
     (run / "config.yaml").write_text(settings)
     state = {"epoch": 1, "history": [], "schedule": {}, "optimizer": {}, "lr_finder": None}
     state["model"] = models.build("resnet20", 1, 10).state_dict()
@@ -172,10 +172,11 @@ def test_a_dataset_that_no_longer_matches_the_checkpoint_is_refused(tmp_path, da
     state["data"] = {"classes": classes, "mean": [0.1], "std": [0.3], "in_channels": 1, "image_size": 32}
     checkpoint.save(run / "checkpoints" / "last.pt", state)
     env = {"DEEPERNETS_DATA": str(data_dir), "DEEPERNETS_CACHE": str(tmp_path / "cache")}
-    for command in (["evaluate", str(run)], ["export", str(run), "--format", "torchscript"]):
+    resume = ["train", "--config", str(run / "config.yaml"), "--resume"]
+    for command in (["evaluate", str(run)], ["export", str(run), "--format", "torchscript"], resume):
         result = run_cli(*command, cwd=tmp_path, env=env)
         assert_user_error(result, "mnist now has classes", "runs/moved was trained on ['c0'", "train a new run")
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml"]
+    assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == ["checkpoints", "config.yaml"]
 
 
 def test_a_study_file_cut_short_is_one_line_naming_it(tmp_path):

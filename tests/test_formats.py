@@ -1,6 +1,7 @@
 import gzip
 import lzma
 import pickle
+import re
 import struct
 
 import numpy as np
@@ -128,3 +129,53 @@ def test_sixteen_bit_grayscale_is_scaled_to_eight_bits_not_clipped(tmp_path):
     with Image.open(tmp_path / "deep.png") as img:
         assert img.mode.startswith("I")  # a 16-bit PNG, as Pillow opens it
     assert formats.read_image(tmp_path / "deep.png", 1, 2)[0].tolist() == [[0, 100], [200, 255]]
+
+
+def test_a_folder_dataset_is_grayscale_only_when_every_training_image_is(tmp_path):
+    from PIL import Image
+
+    from deepernets import data
+
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("L", (12, 12), 100).save(tmp_path / split / name / "0.png")
+    assert data.load(f"folder:{tmp_path}", image_size=8).in_channels == 1
+    Image.new("RGB", (12, 12), (255, 0, 0)).save(tmp_path / "train" / "b" / "1.png")  # after a grayscale one
+    colour = data.load(f"folder:{tmp_path}", image_size=8)
+    assert colour.in_channels == 3 and colour.train_images[-1, :, 0, 0].tolist() == [255, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({"train/a/0.png": 1, "test/a/0.png": 1}, "has 1 class sub-folder(s): a classifier needs at least two"),
+        ({"train/a/0.png": 1, "train/b/notes.txt": 0, "test/a/0.png": 1}, "train/b has no images (png, jpg"),
+        ({"train/a/0.png": 1, "train/b/0.png": 1, "test/a/x.txt": 0}, "has no images in test/<class>/"),
+    ],
+)
+def test_a_folder_dataset_with_a_class_missing_or_empty_is_one_line(tmp_path, layout, message):
+    from PIL import Image
+
+    from deepernets import data
+
+    for path, is_image in layout.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        if is_image:
+            Image.new("L", (8, 8)).save(tmp_path / path)
+        else:
+            (tmp_path / path).write_text("not an image")
+    with pytest.raises(UserError, match=re.escape(message)):
+        data.load(f"folder:{tmp_path}", image_size=8)
+
+
+def test_a_photo_is_read_upright_as_its_exif_orientation_says(tmp_path):
+    from PIL import Image
+
+    img = Image.new("L", (4, 2), 0)
+    img.putpixel((0, 0), 255)  # top left, in the sensor's orientation
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    img.save(tmp_path / "photo.png", exif=exif)
+    upright = formats.read_image(tmp_path / "photo.png", 1, 4)[0]
+    assert upright[0, -1] > 200 and upright[0, 0] < 50  # the top left pixel is now at the top right

@@ -155,11 +155,10 @@ def test_a_grid_naming_an_unknown_model_or_dataset_fails_before_anything_is_writ
 
 def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
     grid = write_grid(tmp_path, data_dir, models="[resnet20, vgg11_bn]")
-    result = run_cli("study", str(grid), "--runs-dir", "st", cwd=tmp_path)
+    result = run_cli("study", str(grid), "--runs-dir", "st", "--report", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"\[\d/4\] .* \| elapsed .* \| left ", result.stdout)
-    report = run_cli("report", "st", cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
+    assert "wrote st/report.md and st/report.html" in result.stdout
     md = (tmp_path / "st/report.md").read_text()
     assert "Study g: a check of two policies, on 256 images" in md
     rows = {
@@ -371,6 +370,12 @@ def test_every_command_names_the_folder_of_runs_runs_dir(command, capsys):
     assert "--runs-dir" in usage and "--out" not in usage
     if command == "study":  # the old flag still works, unlisted
         assert build_parser().parse_args(["study", "tiny", "--out", "old"]).runs_dir == "old"
+
+
+def test_a_budget_other_than_the_grids_gets_a_study_folder_of_its_own():
+    grid = study.load_grid("seed-quick")
+    assert study.default_folder(grid, {}) == Path("runs/seed-quick")
+    assert study.default_folder(grid, {"epochs": 2}, "30m") == Path("runs/seed-quick-e2-b30m")
 
 
 def budget_grid(tmp_path: Path, extra: str = "") -> study.Grid:

@@ -50,6 +50,47 @@ def test_resnet20_learns_mnist(tmp_path, data_dir):
     assert predicted.stdout.split(": ")[1].startswith(f"{digit} "), predicted.stdout
 
 
+def write_image_folder(root, data_dir, digits: dict[str, int], per_class: dict[str, int]) -> None:
+    """Real MNIST digits as PNG files in root/SPLIT/CLASS/, with the litter real folders have: a hidden folder and
+    macOS's ._NAME files, which are no images."""
+    from PIL import Image
+
+    from deepernets import data
+
+    mnist = data.load("mnist", data_dir)
+    for split, count in per_class.items():
+        images, labels = getattr(mnist, f"{split}_images"), getattr(mnist, f"{split}_labels")
+        for name, digit in digits.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in (labels == digit).nonzero()[:count, 0].tolist():
+                Image.fromarray(images[i, 0].numpy()).save(folder / f"{i}.png")
+            (folder / f"._{i}.png").write_bytes(b"\x00\x05\x16\x07")
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+
+
+def test_a_model_trained_on_an_image_folder_is_evaluated_and_used_from_anywhere(tmp_path, data_dir):
+    write_image_folder(tmp_path / "digits", data_dir, {"three": 3, "seven": 7}, {"train": 1000, "test": 200})
+    args = ["--dataset", "folder:digits", "--image-size", "20", "--no-flip", "--epochs", "1", "--batch-size", "32"]
+    result = run_cli("train", *args, "--name", "own", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "own"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_test_acc"] >= 95.0, summary
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["dataset"] == f"folder:{tmp_path / 'digits'}" and config["flip"] is False
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    evaluated = run_cli("evaluate", str(run), cwd=elsewhere)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"test accuracy {summary['final_test_acc']:.2f}% on 400 images" in evaluated.stdout
+    seven = next((tmp_path / "digits" / "test" / "seven").glob("[0-9]*.png"))
+    predicted = run_cli("predict", str(run), str(seven), cwd=elsewhere)
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.split(": ")[1].startswith("seven "), predicted.stdout
+
+
 def test_config_yaml_reproduces_the_run(tmp_path, data_dir):
     first = run_cli(
         "train", *FAST, "--model", "resnet20", "--epochs", "1", "--name", "a", "--data-dir", str(data_dir), cwd=tmp_path

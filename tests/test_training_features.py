@@ -132,9 +132,12 @@ def test_flip_tta_equals_the_single_view_on_images_that_are_their_own_mirror():
 def test_flip_tta_is_refused_for_datasets_trained_without_flips():
     from types import SimpleNamespace
 
-    evaluate.check_flip_tta(SimpleNamespace(name="cifar10", augment="crop-flip"))
-    with pytest.raises(UserError, match="--tta flip: mnist is trained without horizontal flips"):
-        evaluate.check_flip_tta(SimpleNamespace(name="mnist", augment="none"))
+    cifar, mnist = SimpleNamespace(name="cifar10", augment="crop-flip"), SimpleNamespace(name="mnist", augment="none")
+    evaluate.check_flip_tta(cifar, None)
+    evaluate.check_flip_tta(mnist, True)  # --flip: mirrored digits were asked for
+    for dataset, flip in ((mnist, None), (cifar, False)):
+        with pytest.raises(UserError, match=f"--tta flip: {dataset.name} is trained without horizontal flips"):
+            evaluate.check_flip_tta(dataset, flip)
 
 
 def test_the_features_are_off_by_default_and_name_the_run_when_on():
@@ -147,6 +150,7 @@ def test_the_features_are_off_by_default_and_name_the_run_when_on():
         "resnet20-cifar10-sgd-lr0.1-onecycle-e3-s0-ema0.999-cutout16-mixup0.2-cutmix1.0-pbn20-ttaflip"
     )
     assert config.shift is None and config.replace(shift=0).default_name().endswith("-e3-s0-shift0")
+    assert config.flip is None and config.replace(flip=False).default_name().endswith("-e3-s0-noflip")
 
 
 def test_precise_bn_sets_the_statistics_of_the_first_batches_for_the_weights_as_they_are():

@@ -118,17 +118,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     parts, precision = build_local_parts(config)
     name = config.name or f"lr-find-{config.model}-{dataset_slug(config.dataset)}"
     out = Path(args.out or Path(config.runs_dir) / name)
-    result = find_lr(
-        parts.model,
-        config,
-        parts.train_batches,
-        precision,
-        out,
-        print,
-        start=args.start_lr,
-        end=args.end_lr,
-        steps=args.steps,
-    )
+    result = find_lr(parts.model, config, parts.train_batches, precision, out, print,
+                     start=args.start_lr, end=args.end_lr, steps=args.steps)  # fmt: skip
     print(
         f"suggested LR {result['suggested_lr']:.3g}; wrote {out / 'lr_finder.csv'}, {out / 'plots' / 'lr_finder.png'}"
     )
@@ -174,15 +165,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    grid = dataclasses.replace(study.load_grid(args.grid), **settings.given(args, study.Grid, ("budget", "jobs")))
+    shipped = study.load_grid(args.grid)
+    grid = dataclasses.replace(shipped, **settings.given(args, study.Grid, ("budget", "jobs")))
     overrides = settings.given(args, RunConfig, study.OVERRIDES)
-    study_dir = Path(args.runs_dir) if args.runs_dir else study.default_folder(grid, overrides)
+    other_budget = grid.budget if grid.budget != shipped.budget else None  # runs sized to it get a folder of their own
+    study_dir = Path(args.runs_dir) if args.runs_dir else study.default_folder(grid, overrides, other_budget)
     shard = study.parse_shard(args.shard)
     if args.dry_run:
         study.dry_run(grid, study_dir, overrides, args.seeds, shard)
         return 0
     run = study.run_jobs if grid.jobs > 1 else study.run_study
     run(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
+    if args.report:
+        return write_report([study_dir], study_dir)
     print(f"next: deepernets report {study_dir}")
     return 0
 
@@ -200,10 +195,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    folders = [Path(f) for f in args.runs_dirs]
+    return write_report(folders, Path(args.out) if args.out else folders[0])
+
+
+def write_report(folders: list[Path], out: Path) -> int:
     from deepernets import report
 
-    folders = [Path(f) for f in args.runs_dirs]
-    md, html = report.build(folders, Path(args.out) if args.out else folders[0])
+    md, html = report.build(folders, out)
     print(f"wrote {md} and {html}")
     return 0
 
@@ -250,7 +249,8 @@ def build_parser() -> Parser:
     settings.add_flags(p, study.Grid, ("seeds", "budget", "jobs"), show_defaults=False)
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th run starting at i (split across workers)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate their time here")
-    p.add_argument("--runs-dir", help="the study folder, where its runs go (default runs/GRID-NAME)")
+    p.add_argument("--report", action="store_true", help="when the runs end, write the study folder's report")
+    p.add_argument("--runs-dir", help="the study folder, where its runs go (default runs/GRID-NAME[-bBUDGET])")
     p.add_argument("--out", dest="runs_dir", help=argparse.SUPPRESS)  # the old name of --runs-dir
     overrides = p.add_argument_group("run settings over the grid's (--epochs, --subset, --test-subset: quick versions)")
     settings.add_flags(overrides, RunConfig, study.OVERRIDES, show_defaults=False)

@@ -81,6 +81,10 @@ class RunConfig:
         None, "shift training images by up to PIXELS, zero filled (default: 4 for CIFAR-like data, which is also "
         "mirrored; 0 for digits, which never are)", minimum=0, metavar="PIXELS",
     )  # fmt: skip
+    flip: bool | None = setting(
+        None, "mirror half the training images left-right (default: yes for CIFAR-like data and image folders of "
+        "16 pixels and more; no for digits, which a mirror changes: --no-flip for your own digits or text)",
+    )  # fmt: skip
     cutout: int = setting(0, "zero a SIZE×SIZE square of each training image (0: off)", minimum=0, metavar="SIZE")
     mixup: float = setting(
         0.0, "mix training images and labels, Beta(ALPHA, ALPHA) (0: off)", minimum=0, metavar="ALPHA"
@@ -140,6 +144,7 @@ class RunConfig:
         }  # fmt: skip
         name += "".join(f"-{key}{value}" for key, value in extras.items() if value)
         name += "" if self.shift is None else f"-shift{self.shift}"  # 0 is a choice too: no shift at all
+        name += "" if self.flip is None else ("-flip" if self.flip else "-noflip")
         return name + ("" if self.tta == "none" else f"-tta{self.tta}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +170,8 @@ class RunConfig:
         config = cls(**values)
         keep = flags.get("model", config.model) == config.model or option_flags
         options = {**(config.model_options if keep else {}), **option_flags}
-        return config.replace(**flags, model_options=options).validate()
+        config = config.replace(**flags, model_options=options)
+        return config.replace(dataset=absolute_folder(config.dataset)).validate()
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -184,6 +190,14 @@ class ModelOptions:
 
 # May change between a run and its resume, which can move to another machine; a study's plan leaves them out.
 WHERE_SETTINGS = tuple(name for name, (_, spec) in settings.specs(RunConfig).items() if spec.where)
+
+
+def absolute_folder(dataset: str) -> str:
+    """`folder:PATH` with PATH made absolute, so that the run's config.yaml finds the images from any directory."""
+    path = dataset.removeprefix(FOLDER_PREFIX)
+    if path == dataset or not path:  # not a folder dataset, or one without a path (refused by validate)
+        return dataset
+    return FOLDER_PREFIX + str(Path(path).expanduser().resolve())
 
 
 def dataset_slug(name: str) -> str:

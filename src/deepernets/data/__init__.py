@@ -108,31 +108,42 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
     train_dir, test_dir = root / "train", root / "test"
     if not train_dir.is_dir() or not test_dir.is_dir():
         raise UserError(f"folder dataset {root} needs train/<class>/ and test/<class>/ sub-folders of images")
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
-    if not classes:
-        raise UserError(f"folder dataset {root}/train has no class sub-folders: put images in train/<class>/")
-    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
+    classes = _class_folders(train_dir)
+    if len(classes) < 2:
+        raise UserError(f"folder dataset {root}/train has {len(classes)} class sub-folder(s): a classifier needs at "
+                        "least two, each of images in train/<class>/")  # fmt: skip
+    unknown = sorted(set(_class_folders(test_dir)) - set(classes))
     if unknown:
         raise UserError(f"{test_dir} has classes not in {train_dir}: {', '.join(unknown)}")
+    suffixes = ", ".join(s.lstrip(".") for s in formats.IMAGE_SUFFIXES)
+    empty = [name for name in classes if not formats.image_files(train_dir / name)]
+    if empty:
+        raise UserError(f"folder dataset {root}: train/{empty[0]} has no images ({suffixes}): add some or remove it")
     channels = _folder_channels(train_dir, classes)
     train_x, train_y = formats.read_image_folder(train_dir, classes, image_size, channels)
     test_x, test_y = formats.read_image_folder(test_dir, classes, image_size, channels)
-    if len(train_x) == 0 or len(test_x) == 0:
-        raise UserError(f"folder dataset {root} has no images in train/ or test/ (png, jpg, bmp, gif, webp)")
+    if len(test_x) == 0:
+        raise UserError(f"folder dataset {root} has no images in test/<class>/ ({suffixes})")
     augment = "crop-flip" if image_size >= 16 else "none"
     return _dataset(f"folder:{root}", (train_x, train_y, test_x, test_y, classes), augment, str(root))
 
 
+def _class_folders(split_dir: Path) -> list[str]:
+    """The class sub-folders, by name; hidden ones (.ipynb_checkpoints, say) are no class."""
+    return sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def _folder_channels(train_dir: Path, classes: list[str]) -> int:
-    """1 when the first image is grayscale, else 3 (every image is converted to that)."""
+    """1 when every training image is grayscale, else 3 (every image is converted to that); Pillow reads only
+    each file's header here."""
     from PIL import Image
 
     for name in classes:
-        for file in sorted((train_dir / name).iterdir()):
-            if file.suffix.lower() in formats.IMAGE_SUFFIXES:
-                try:
-                    with Image.open(file) as img:
-                        return 1 if img.mode in ("1", "L") or img.mode.startswith("I") else 3
-                except OSError as e:
-                    raise UserError(f"cannot read image {file}: {e}; remove or replace it") from None
-    return 3
+        for file in formats.image_files(train_dir / name):
+            try:
+                with Image.open(file) as img:
+                    if not (img.mode in ("1", "L", "LA") or img.mode.startswith("I")):
+                        return 3
+            except (OSError, Image.DecompressionBombError) as e:
+                raise UserError(f"cannot read image {file}: {e}; remove or replace it") from None
+    return 1

@@ -45,6 +45,7 @@ class Batches:
         std: tuple[float, ...],
         augment: str = "none",  # "crop-flip" or "none"; a size other than `size` is always resized
         shift: int | None = None,  # training only: random shift up to this many pixels (None: 4 with crop-flip, else 0)
+        flip: bool | None = None,  # training only: mirror half the images left-right (None: with crop-flip)
         train: bool = False,
         device: torch.device | str = "cpu",
         seed: int = 0,
@@ -63,6 +64,7 @@ class Batches:
         self.augment = augment if train else "none"
         default_shift = CROP_PADDING if self.augment == "crop-flip" else 0
         self.shift = (default_shift if shift is None else shift) if train else 0
+        self.flip = (self.augment == "crop-flip" if flip is None else flip) and train
         self.train = train
         self.seed = seed
         self.rank, self.world = shard
@@ -121,9 +123,9 @@ class Batches:
 
     def prepare(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """uint8 N×C×H×W -> augmented, resized, normalized float in the chosen memory format."""
-        if self.shift or self.augment == "crop-flip":
+        if self.shift or self.flip:
             channels_last = self.memory_format == torch.channels_last
-            x = random_crop_flip(x, self.shift, generator, channels_last, flip=self.augment == "crop-flip")
+            x = random_crop_flip(x, self.shift, generator, channels_last, flip=self.flip)
         x = x.float()
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)

@@ -19,7 +19,7 @@ from deepernets.errors import UserError
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 CIFAR_IMAGE_BYTES = 3 * 32 * 32
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -155,17 +155,23 @@ def cifar_python_classes(path: Path, data: bytes, key: str) -> list[str]:
 
 def read_image(path: Path, channels: int, size: int) -> np.ndarray:
     """One image file as uint8 C×size×size (resized bilinearly), converted to 1 (grayscale) or 3 (RGB) channels."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as opened:
+            img = ImageOps.exif_transpose(opened)  # a phone's photo upright, as viewers show it
             if img.mode.startswith("I"):  # 16-bit grayscale: Pillow's convert clips it at 255 instead of scaling
                 img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as e:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise UserError(f"cannot read image {path}: {e}") from None
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files in a folder, by name; hidden files (macOS's ._name.jpg beside each image) are not images."""
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
 
 
 def read_image_folder(split_dir: Path, classes: list[str], size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,9 +181,7 @@ def read_image_folder(split_dir: Path, classes: list[str], size: int, channels: 
         folder = split_dir / name
         if not folder.is_dir():  # a test split may lack some of the training classes
             continue
-        for file in sorted(folder.iterdir()):
-            if file.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        for file in image_files(folder):
             try:
                 images.append(read_image(file, channels, size))
             except UserError as e:  # a dataset's file can be left out, unlike an image the user names

@@ -13,7 +13,7 @@ from deepernets.data.formats import read_image
 from deepernets.data.subset import subset_indices, take_subset
 from deepernets.errors import UserError
 from deepernets.run.folder import RunDir
-from deepernets.train import checkpoint, evaluate
+from deepernets.train import checkpoint, evaluate, progress
 from deepernets.train.device import Precision, place_model, resolve_device, resolve_precision
 
 
@@ -67,12 +67,7 @@ def run_dataset(run: RunDir, info: dict[str, Any]) -> data.Dataset:
     folder dataset that gained or lost a class would shift every label)."""
     config = run.read_config()
     dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
-    now, then = (dataset.classes, dataset.in_channels), (info["classes"], info["in_channels"])
-    if now != then:
-        raise UserError(
-            f"{config.dataset} now has classes {now[0]} in {now[1]} channel(s), but {run.path} was trained on "
-            f"{then[0]} in {then[1]}: restore the dataset as it was, or train a new run on it"
-        )
+    progress.check_dataset(dataset, info, run)
     return dataset
 
 
@@ -82,7 +77,7 @@ def evaluate_run(loaded: LoadedRun, flip_tta: bool = False) -> tuple[evaluate.Ev
     config = loaded.run.read_config()
     dataset = run_dataset(loaded.run, loaded.data)
     if flip_tta:
-        evaluate.check_flip_tta(dataset)
+        evaluate.check_flip_tta(dataset, config.flip)
     images, labels = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
     result = evaluate.evaluate(loaded.model, loaded.batches(images, labels), loaded.precision, flip_tta)
     test_indices = subset_indices(len(dataset.test_labels), config.test_subset)

@@ -23,6 +23,8 @@ def lr_finder_key(config: RunConfig) -> str:
     settings.update({k: getattr(config, k) for k in LR_FINDER_AUGMENTATION if getattr(config, k)})
     if config.shift is not None:  # 0 is a choice too: no shift at all, where the default shifts CIFAR by 4
         settings["shift"] = config.shift
+    if config.flip is not None:
+        settings["flip"] = config.flip
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{dataset_slug(config.dataset)}-{config.model}-{config.optimizer}-{digest}"
 

@@ -12,9 +12,11 @@ from deepernets.study.grid import Grid, PlannedRun
 QUICK_SETTINGS = ("epochs", "subset", "test_subset")  # overrides that make a quick version of a study
 
 
-def default_folder(grid: Grid, overrides: dict[str, Any]) -> Path:
-    """runs/GRID, or for a quick version runs/GRID-e3-s5000: it never collides with the full study's runs."""
+def default_folder(grid: Grid, overrides: dict[str, Any], budget: str | None = None) -> Path:
+    """runs/GRID, or for a quick version runs/GRID-e3-s5000, and runs/GRID-b30m for a budget other than the grid's:
+    it never collides with the full study's runs, nor with runs sized to another budget."""
     suffix = "".join(f"-{key[0]}{overrides[key]}" for key in QUICK_SETTINGS if key in overrides)
+    suffix += f"-b{budget}" if budget else ""
     return Path("runs") / f"{grid.name}{suffix}"
 
 

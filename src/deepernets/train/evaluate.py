@@ -76,12 +76,14 @@ def _evaluation(
     return Evaluation(loss_sum.item() / n, accuracy, predicted, truth, confidences.cpu(), tta)
 
 
-def check_flip_tta(dataset: Dataset) -> None:
-    """Flip TTA only where training flips too: digits are never flipped, as a mirrored digit is no digit."""
-    if dataset.augment != "crop-flip":
+def check_flip_tta(dataset: Dataset, flip: bool | None) -> None:
+    """Flip TTA only where training flips too (`flip`, the run's setting): digits are never flipped by default, as
+    a mirrored digit is no digit."""
+    if not (dataset.augment == "crop-flip" if flip is None else flip):
         raise UserError(
-            f"--tta flip: {dataset.name} is trained without horizontal flips (MNIST-like images never are), so its "
-            "models have never seen a mirrored image and a mirrored view would only mislead them; leave --tta out"
+            f"--tta flip: {dataset.name} is trained without horizontal flips here (MNIST-like images by default, "
+            "any with --no-flip), so the model has never seen a mirrored image and a mirrored view would only "
+            "mislead it; leave --tta out"
         )
 
 

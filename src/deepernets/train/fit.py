@@ -94,14 +94,14 @@ def _train(
     parts = build_parts(config, world, precision)
     model, train_batches, test_batches = parts.model, parts.train_batches, parts.test_batches
     if config.tta == "flip":
-        evaluate.check_flip_tta(parts.dataset)
+        evaluate.check_flip_tta(parts.dataset, config.flip)
     if config.lr == "auto":  # every rank runs the test on its shard (no rank idles); rank 0's answer counts
         lr_finder_info = find_lr(model, config, train_batches, precision, run.path if world.is_main else None, log)
         config = config.replace(lr=distributed.broadcast_float(lr_finder_info["suggested_lr"], world))
     opt = build_optimization(model, config, precision, len(train_batches))
     history: list[dict[str, Any]] = []
     if state is not None:
-        history, lr_finder_info = progress.restore(run, state, model, opt)
+        history, lr_finder_info = progress.restore(run, state, model, opt, parts.dataset)
         log(f"resuming {run.path} after epoch {len(history)}")
     forward = wrap_for_training(model, config, world)
     info = artifacts.run_info(config, parts, precision, world, lr_finder_info)

@@ -74,9 +74,10 @@ def save(
 
 
 def restore(
-    run: RunDir, state: dict[str, Any], model: nn.Module, optimization: Optimization
+    run: RunDir, state: dict[str, Any], model: nn.Module, optimization: Optimization, dataset: Dataset
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Load a checkpoint's state into the run's objects; return the epochs' history and the LR finder's record."""
+    check_dataset(dataset, state["data"], run)
     path = run.checkpoint_path
     checkpoint.restore(path, state, model=model, optimizer=optimization.optimizer, schedule=optimization.schedule)
     if optimization.ema is not None:
@@ -84,3 +85,14 @@ def restore(
     if optimization.scaler is not None and state.get("scaler"):
         optimization.scaler.load_state_dict(state["scaler"])
     return list(state["history"]), state.get("lr_finder")
+
+
+def check_dataset(dataset: Dataset, saved: dict[str, Any], run: RunDir) -> None:
+    """Refuse a dataset whose classes or channels are no longer those in the run's checkpoint: a folder dataset
+    that gained, lost or renamed a class would shift every label."""
+    now, then = (dataset.classes, dataset.in_channels), (saved["classes"], saved["in_channels"])
+    if now != then:
+        raise UserError(
+            f"{dataset.name} now has classes {now[0]} in {now[1]} channel(s), but {run.path} was trained on "
+            f"{then[0]} in {then[1]}: restore the dataset as it was, or train a new run on it"
+        )

@@ -56,8 +56,8 @@ def build_parts(config: RunConfig, world: distributed.World, precision: Precisio
     )
     shard = (world.rank, world.size)
     train_batches = data.Batches(
-        train_x, train_y, config.batch_size, train=True, shard=shard, shift=config.shift, cutout=config.cutout,
-        mixup=config.mixup, cutmix=config.cutmix, num_classes=dataset.num_classes, **batch_args,
+        train_x, train_y, config.batch_size, train=True, shard=shard, shift=config.shift, flip=config.flip,
+        cutout=config.cutout, mixup=config.mixup, cutmix=config.cutmix, num_classes=dataset.num_classes, **batch_args,
     )  # fmt: skip
     if len(train_batches) == 0:
         raise UserError(
