@@ -59,6 +59,7 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", help="the JSON file to write (default benchmarks/results/profile-<device>.json)")
     args = parser.parse_args()
     keep_freed_memory_mapped()  # as the deepernets command does
     device = resolve_device(args.device)
@@ -68,6 +69,6 @@ if __name__ == "__main__":
         print(f"{name} ({entry['precision']}, {entry['steps']} steps, {entry['total_self_cpu_ms']} ms self CPU):")
         for op in entry["top_ops"]:
             print(f"  {op['share']:6.1%} {op['self_cpu_ms']:9.1f} ms  {op['calls']:5}×  {op['op']}")
-    out = RESULTS / f"profile-{'cuda' if device.type == 'cuda' else 'cpu'}.json"
+    out = args.out or RESULTS / f"profile-{'cuda' if device.type == 'cuda' else 'cpu'}.json"
     atomic.write_json(out, result)
     print(f"wrote {out}")

@@ -190,7 +190,7 @@ def test_torchscript_export_classifies_as_the_run_does(tiny_run, tmp_path):
 
 
 @pytest.mark.skipif(
-    any(importlib.util.find_spec(p) is None for p in export.ONNX_PACKAGES), reason="pip install 'deepernets[onnx]'"
+    any(importlib.util.find_spec(p) is None for p in export.ONNX_PACKAGES), reason="pip install -e '.[onnx]'"
 )
 def test_onnx_export_classifies_as_the_run_does(tiny_run, tmp_path):
     result = export.export_run(tiny_run, "onnx", tmp_path / "model.onnx")

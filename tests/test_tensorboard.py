@@ -12,7 +12,7 @@ from deepernets.train.tensorboard_log import TAGS
 
 
 def test_the_event_file_holds_every_epochs_scalars(tmp_path, data_dir):
-    pytest.importorskip("tensorboard", reason="pip install 'deepernets[tensorboard]'")
+    pytest.importorskip("tensorboard", reason="pip install -e '.[tensorboard]'")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     config = RunConfig(model="resnet20", dataset="mnist", epochs=2, subset=256, test_subset=256, batch_size=64,

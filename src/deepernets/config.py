@@ -112,7 +112,7 @@ class RunConfig:
         where=True,
     )  # fmt: skip
     tensorboard: bool = setting(
-        False, "also write each epoch's scalars for TensorBoard into RUN/tensorboard/ (needs deepernets[tensorboard])",
+        False, "also write each epoch's scalars for TensorBoard into RUN/tensorboard/ (needs the tensorboard extra)",
         where=True,
     )  # fmt: skip
     name: str | None = setting(None, "run folder name (default: made from the settings)")
@@ -132,7 +132,8 @@ class RunConfig:
             raise UserError(f"--cutout must be a square's side from 0 (off) to --image-size {self.image_size}, "
                             f"got {self.cutout}")  # fmt: skip
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
-            raise UserError("--tensorboard needs the tensorboard package: pip install 'deepernets[tensorboard]'")
+            raise UserError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]' (in the "
+                            "repository)")  # fmt: skip
         return self
 
     def default_name(self) -> str:

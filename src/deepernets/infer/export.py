@@ -73,7 +73,7 @@ def export_run(run_path: str | Path, fmt: str, out: str | Path | None = None) ->
     if fmt == "onnx":
         missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
         if missing:
-            raise UserError(f"--format onnx needs {', '.join(missing)}: pip install 'deepernets[onnx]'")
+            raise UserError(f"--format onnx needs {', '.join(missing)}: pip install -e '.[onnx]' in the repository")
     run = RunDir(run_path)
     model, info = predict.plain_model(run)
     wrapped = Normalized(model, info["mean"], info["std"]).eval()
