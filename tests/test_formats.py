@@ -116,8 +116,10 @@ def test_image_folder(tmp_path):
             (tmp_path / split / name).mkdir(parents=True)
             for i in range(count):
                 Image.new("RGB", (40, 30), color).save(tmp_path / split / name / f"{i}.png")
-    images, labels = formats.read_image_folder(tmp_path / "train", ["cat", "dog"], 32, 3)
+    images, labels, files = formats.read_image_folder(tmp_path / "train", ["cat", "dog"], 32, 3)
     assert images.shape == (4, 3, 32, 32) and labels.tolist() == [0, 0, 1, 1]
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["train/cat/0.png", "train/cat/1.png",
+                                                                   "train/dog/0.png", "train/dog/1.png"]  # fmt: skip
     assert images[0, 0].min() == 255 and images[2, 2].min() == 255
 
 

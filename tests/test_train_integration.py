@@ -79,6 +79,11 @@ def test_a_model_trained_on_an_image_folder_is_evaluated_and_used_from_anywhere(
     assert summary["final_test_acc"] >= 95.0, summary
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["dataset"] == f"folder:{tmp_path / 'digits'}" and config["flip"] is False
+    with (run / "confidently_wrong.csv").open() as f:
+        mistakes = csv.DictReader(f)
+        assert "file" in mistakes.fieldnames
+        for mistake in mistakes:  # each wrong image by its file, under its true class
+            assert (tmp_path / "digits" / mistake["file"]).parent.name == mistake["true"], mistake
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -26,6 +26,7 @@ class Dataset:
     std: tuple[float, ...]
     augment: str  # "crop-flip" (CIFAR-like) or "none" (MNIST-like: only resized from 28 to 32)
     location: str  # where the files were found
+    test_files: list[str] | None = None  # a folder dataset's test images, as paths under its folder
 
     @property
     def in_channels(self) -> int:
@@ -120,12 +121,14 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
     if empty:
         raise UserError(f"folder dataset {root}: train/{empty[0]} has no images ({suffixes}): add some or remove it")
     channels = _folder_channels(train_dir, classes)
-    train_x, train_y = formats.read_image_folder(train_dir, classes, image_size, channels)
-    test_x, test_y = formats.read_image_folder(test_dir, classes, image_size, channels)
+    train_x, train_y, _ = formats.read_image_folder(train_dir, classes, image_size, channels)
+    test_x, test_y, test_files = formats.read_image_folder(test_dir, classes, image_size, channels)
     if len(test_x) == 0:
         raise UserError(f"folder dataset {root} has no images in test/<class>/ ({suffixes})")
     augment = "crop-flip" if image_size >= 16 else "none"
-    return _dataset(f"folder:{root}", (train_x, train_y, test_x, test_y, classes), augment, str(root))
+    dataset = _dataset(f"folder:{root}", (train_x, train_y, test_x, test_y, classes), augment, str(root))
+    dataset.test_files = [str(file.relative_to(root)) for file in test_files]
+    return dataset
 
 
 def _class_folders(split_dir: Path) -> list[str]:

@@ -174,9 +174,11 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
 
 
-def read_image_folder(split_dir: Path, classes: list[str], size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images under split_dir/<class>/, resized to size×size, as uint8 N×C×H×W."""
-    images, labels = [], []
+def read_image_folder(
+    split_dir: Path, classes: list[str], size: int, channels: int
+) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """Images under split_dir/<class>/, resized to size×size, as uint8 N×C×H×W; their labels and files."""
+    images, labels, files = [], [], []
     for label, name in enumerate(classes):
         folder = split_dir / name
         if not folder.is_dir():  # a test split may lack some of the training classes
@@ -187,6 +189,7 @@ def read_image_folder(split_dir: Path, classes: list[str], size: int, channels: 
             except UserError as e:  # a dataset's file can be left out, unlike an image the user names
                 raise UserError(f"{e}; remove or replace it") from None
             labels.append(label)
+            files.append(file)
     if not images:
-        return np.zeros((0, channels, size, size), np.uint8), np.zeros(0, np.int64)
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
+        return np.zeros((0, channels, size, size), np.uint8), np.zeros(0, np.int64), []
+    return np.stack(images), np.asarray(labels, dtype=np.int64), files

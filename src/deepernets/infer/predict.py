@@ -81,7 +81,7 @@ def evaluate_run(loaded: LoadedRun, flip_tta: bool = False) -> tuple[evaluate.Ev
     images, labels = take_subset(dataset.test_images, dataset.test_labels, config.test_subset)
     result = evaluate.evaluate(loaded.model, loaded.batches(images, labels), loaded.precision, flip_tta)
     test_indices = subset_indices(len(dataset.test_labels), config.test_subset)
-    evaluate.write_results(loaded.run, result, dataset.classes, images, test_indices)
+    evaluate.write_results(loaded.run, result, dataset.classes, images, test_indices, dataset.test_files)
     return result, evaluate.confusion_matrix(result.predictions, result.labels, len(dataset.classes))
 
 

@@ -101,12 +101,18 @@ def confidently_wrong(result: Evaluation, top: int = 16) -> list[int]:
 
 
 def write_results(
-    run: RunDir, result: Evaluation, classes: list[str], images: torch.Tensor, test_indices: torch.Tensor
+    run: RunDir,
+    result: Evaluation,
+    classes: list[str],
+    images: torch.Tensor,
+    test_indices: torch.Tensor,
+    test_files: list[str] | None = None,
 ) -> None:
     """Write confusion.csv, per_class.csv, confidently_wrong.csv and their figures into the run folder.
 
     `images` are the evaluated uint8 N×C×H×W images in the order of `result`; `test_indices` their positions in
-    the test split, so the CSV names each image wherever a --test-subset picked it from.
+    the test split, so the CSV names each image wherever a --test-subset picked it from; `test_files` (a folder
+    dataset's) add each one's file.
     """
     confusion = confusion_matrix(result.predictions, result.labels, len(classes))
     rows = [
@@ -128,7 +134,11 @@ def write_results(
          "predicted": classes[result.predictions[i]], "probability": round(result.confidences[i].item(), 4)}
         for rank, i in enumerate(wrong, 1)
     ]  # fmt: skip
-    write_text(run.path / "confidently_wrong.csv", to_csv(mistakes, WRONG_COLUMNS))
+    if test_files is not None:
+        for mistake in mistakes:
+            mistake["file"] = test_files[mistake["test_index"]]
+    columns = WRONG_COLUMNS + (["file"] if test_files is not None else [])
+    write_text(run.path / "confidently_wrong.csv", to_csv(mistakes, columns))
     picture = run.plots / "confidently_wrong.png"
     if mistakes:
         captions = [f"#{m['test_index']}: true {m['true']}\npredicted {m['predicted']} ({m['probability']:.0%})"

@@ -155,7 +155,9 @@ def _train(
         if world.distributed or last_eval is None:
             last_eval = evaluate.evaluate(model, parts.whole_test_set(), precision)
         test_indices = subset_indices(len(parts.dataset.test_labels), config.test_subset)
-        evaluate.write_results(run, last_eval, parts.dataset.classes, test_batches.images, test_indices)
+        evaluate.write_results(
+            run, last_eval, parts.dataset.classes, test_batches.images, test_indices, parts.dataset.test_files
+        )
     artifacts.write_plots(run, history, len(train_batches), config)
     summary = artifacts.summarize(config, history, status, info)
     run.write_summary(summary)  # last: a run is only marked finished once everything is written
