@@ -215,7 +215,8 @@ def test_onnx_export_without_its_packages_is_one_line(monkeypatch):
     real = importlib.util.find_spec
     # whatever of the three is installed here, onnxruntime is taken away: it must be named, in one line
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name))
-    with pytest.raises(UserError, match=r"needs (onnx, )?(onnxscript, )?onnxruntime: pip install 'deepernets\[onnx\]'"):
+    advice = r"needs (onnx, )?(onnxscript, )?onnxruntime: pip install -e '\.\[onnx\]' in the repository"
+    with pytest.raises(UserError, match=advice):
         export.export_run("nowhere", "onnx")
 
 
