@@ -73,7 +73,8 @@ def test_results_files_hold_per_class_scores_and_the_confidently_wrong_images_in
     images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8)
     test_indices = torch.arange(n) * 3 + 100  # where each evaluated image sits in the whole test split
     run = RunDir(tmp_path / "run")
-    evaluate.write_results(run, result, classes, images, test_indices)
+    files = [f"test/{i}.png" for i in range(400)]  # a folder dataset's test split, in order
+    evaluate.write_results(run, result, classes, images, test_indices, files)
 
     rows = read_csv(run.path / "per_class.csv")
     assert list(rows[0]) == ["class", "accuracy", "precision", "recall", "f1", "images"]
@@ -92,6 +93,7 @@ def test_results_files_hold_per_class_scores_and_the_confidently_wrong_images_in
     assert probabilities == sorted(probabilities, reverse=True)
     for r, i in zip(wrong, positions, strict=True):
         assert r["true"] == classes[result.labels[i]] != r["predicted"] == classes[result.predictions[i]]
+        assert r["file"] == f"test/{int(test_indices[i])}.png"
         assert float(r["probability"]) == pytest.approx(confidences[i].item(), abs=1e-4)
     assert (run.plots / "confidently_wrong.png").exists()
 

@@ -51,6 +51,16 @@ def test_default_name_uses_the_folder_name_of_a_folder_dataset():
     assert config.default_name() == "resnet20-pets-sgd-lr0.1-onecycle-e3-s0"
 
 
+def test_a_folder_dataset_is_held_by_its_absolute_path_with_its_links_kept(tmp_path, monkeypatch):
+    (tmp_path / "v3").mkdir()
+    (tmp_path / "current").symlink_to(tmp_path / "v3")
+    monkeypatch.chdir(tmp_path)
+    older = RunConfig.from_dict({"dataset": "folder:current", "epochs": 3})  # a config.yaml of an older version
+    assert older.dataset == f"folder:{tmp_path / 'current'}" and "-current-" in older.default_name()
+    assert older.replace(epochs=4).dataset == older.dataset
+    assert RunConfig(dataset="folder:").dataset == "folder:" and RunConfig().dataset == "cifar10"
+
+
 def test_every_setting_has_one_flag_that_overrides_only_when_given():
     from deepernets import settings
     from deepernets.cli import build_parser

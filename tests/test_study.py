@@ -329,6 +329,20 @@ def test_a_later_invocation_adds_to_the_plan_instead_of_replacing_it(tmp_path):
     study.write_manifest(grid, st, compiled)
 
 
+def test_a_plan_holding_a_folder_dataset_as_typed_takes_the_same_runs_by_their_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grid = study.load_grid(str(write_grid(tmp_path, tmp_path)))
+    grid.axes["dataset"] = ["folder:imgs"]
+    planned = study.expand(grid, tmp_path / "st", {}, seeds=1)
+    assert {p.config.dataset for p in planned} == {f"folder:{tmp_path / 'imgs'}"}
+    study.write_manifest(grid, tmp_path / "st", planned)
+    plan = json.loads((tmp_path / "st/study.json").read_text())
+    for run in plan["runs"]:  # as an older version wrote it
+        run["config"]["dataset"] = "folder:imgs"
+    (tmp_path / "st/study.json").write_text(json.dumps(plan))
+    study.write_manifest(grid, tmp_path / "st", planned)
+
+
 MANIFEST_WORKER = """
 import sys, time
 from pathlib import Path
@@ -372,10 +386,19 @@ def test_every_command_names_the_folder_of_runs_runs_dir(command, capsys):
         assert build_parser().parse_args(["study", "tiny", "--out", "old"]).runs_dir == "old"
 
 
-def test_a_budget_other_than_the_grids_gets_a_study_folder_of_its_own():
-    grid = study.load_grid("seed-quick")
-    assert study.default_folder(grid, {}) == Path("runs/seed-quick")
-    assert study.default_folder(grid, {"epochs": 2}, "30m") == Path("runs/seed-quick-e2-b30m")
+@pytest.mark.parametrize(
+    "flags, folder",
+    [([], "runs/seed-quick"), (["--budget", "780s"], "runs/seed-quick"),
+     (["--budget", "30m", "--epochs", "2"], "runs/seed-quick-e2-b30m"),
+     (["--budget", "30m", "--runs-dir", "mine"], "mine")],
+)  # fmt: skip
+def test_a_budget_other_than_the_grids_gets_a_study_folder_of_its_own(monkeypatch, flags, folder):
+    from deepernets import cli
+
+    planned = []
+    monkeypatch.setattr(study, "dry_run", lambda grid, study_dir, *rest: planned.append(study_dir))
+    assert cli.main(["study", "seed-quick", "--dry-run", *flags]) == 0
+    assert planned == [Path(folder)]
 
 
 def budget_grid(tmp_path: Path, extra: str = "") -> study.Grid:

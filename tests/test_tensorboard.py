@@ -32,6 +32,6 @@ def test_the_event_file_holds_every_epochs_scalars(tmp_path, data_dir):
 def test_tensorboard_without_its_package_is_one_line(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name))
-    with pytest.raises(UserError, match=r"pip install 'deepernets\[tensorboard\]'"):
+    with pytest.raises(UserError, match=r"pip install -e '\.\[tensorboard\]' \(in the repository\)"):
         RunConfig(tensorboard=True).validate()
     RunConfig().validate()  # without the flag the package is not needed

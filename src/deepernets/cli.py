@@ -165,11 +165,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    shipped = study.load_grid(args.grid)
-    grid = dataclasses.replace(shipped, **settings.given(args, study.Grid, ("budget", "jobs")))
+    in_file = study.load_grid(args.grid)
+    grid = dataclasses.replace(in_file, **settings.given(args, study.Grid, ("budget", "jobs")))
     overrides = settings.given(args, RunConfig, study.OVERRIDES)
-    other_budget = grid.budget if grid.budget != shipped.budget else None  # runs sized to it get a folder of their own
-    study_dir = Path(args.runs_dir) if args.runs_dir else study.default_folder(grid, overrides, other_budget)
+    study_dir = Path(args.runs_dir) if args.runs_dir else study.default_folder(grid, overrides, in_file.budget)
     shard = study.parse_shard(args.shard)
     if args.dry_run:
         study.dry_run(grid, study_dir, overrides, args.seeds, shard)

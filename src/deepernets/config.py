@@ -7,6 +7,7 @@ model and dataset registries: names of models and datasets are checked where tho
 
 import dataclasses
 import importlib.util
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,11 @@ class RunConfig:
     name: str | None = setting(None, "run folder name (default: made from the settings)")
     runs_dir: str = setting("runs", "where run folders go", where=True)
 
+    def __post_init__(self) -> None:
+        # every config, from flags, a config.yaml (older ones hold the path as typed) or a study grid, holds a
+        # folder dataset's absolute path: the run's config.yaml then finds the images from any directory
+        self.dataset = absolute_folder(self.dataset)
+
     def validate(self) -> "RunConfig":
         """Raise UserError for the first invalid setting; return self so calls can chain."""
         settings.check(self)
@@ -171,8 +177,7 @@ class RunConfig:
         config = cls(**values)
         keep = flags.get("model", config.model) == config.model or option_flags
         options = {**(config.model_options if keep else {}), **option_flags}
-        config = config.replace(**flags, model_options=options)
-        return config.replace(dataset=absolute_folder(config.dataset)).validate()
+        return config.replace(**flags, model_options=options).validate()
 
     def replace(self, **changes: Any) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -194,11 +199,11 @@ WHERE_SETTINGS = tuple(name for name, (_, spec) in settings.specs(RunConfig).ite
 
 
 def absolute_folder(dataset: str) -> str:
-    """`folder:PATH` with PATH made absolute, so that the run's config.yaml finds the images from any directory."""
+    """`folder:PATH` with PATH made absolute from the current directory, its symbolic links kept as given."""
     path = dataset.removeprefix(FOLDER_PREFIX)
     if path == dataset or not path:  # not a folder dataset, or one without a path (refused by validate)
         return dataset
-    return FOLDER_PREFIX + str(Path(path).expanduser().resolve())
+    return FOLDER_PREFIX + os.path.abspath(os.path.expanduser(path))
 
 
 def dataset_slug(name: str) -> str:

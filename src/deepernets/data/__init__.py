@@ -50,11 +50,21 @@ def check_name(name: str) -> None:
         raise UserError(f"unknown dataset '{name}'; choose one of: {', '.join(names())}")
 
 
-def load(name: str, data_dir: str | Path | None = None, download: bool = True, image_size: int = 32) -> Dataset:
-    """Load both splits of a registered dataset or of `folder:PATH` (see data/sources.py for where files are)."""
+def load(
+    name: str,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    image_size: int = 32,
+    channels: int | None = None,
+) -> Dataset:
+    """Load both splits of a registered dataset or of `folder:PATH` (see data/sources.py for where files are).
+
+    `channels` fixes a folder dataset's (as a run recorded them, which an older version may have chosen by another
+    rule); None chooses them from its images.
+    """
     check_name(name)
     if name.startswith(FOLDER_PREFIX):
-        return _load_folder(Path(name[len(FOLDER_PREFIX) :]).expanduser(), image_size)
+        return _load_folder(Path(name[len(FOLDER_PREFIX) :]).expanduser(), image_size, channels)
     found = sources.find(name, data_dir)
     if found is None:
         if not download:
@@ -105,7 +115,7 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(means), tuple(stds)
 
 
-def _load_folder(root: Path, image_size: int) -> Dataset:
+def _load_folder(root: Path, image_size: int, channels: int | None) -> Dataset:
     train_dir, test_dir = root / "train", root / "test"
     if not train_dir.is_dir() or not test_dir.is_dir():
         raise UserError(f"folder dataset {root} needs train/<class>/ and test/<class>/ sub-folders of images")
@@ -120,7 +130,7 @@ def _load_folder(root: Path, image_size: int) -> Dataset:
     empty = [name for name in classes if not formats.image_files(train_dir / name)]
     if empty:
         raise UserError(f"folder dataset {root}: train/{empty[0]} has no images ({suffixes}): add some or remove it")
-    channels = _folder_channels(train_dir, classes)
+    channels = channels or _folder_channels(train_dir, classes)
     train_x, train_y, _ = formats.read_image_folder(train_dir, classes, image_size, channels)
     test_x, test_y, test_files = formats.read_image_folder(test_dir, classes, image_size, channels)
     if len(test_x) == 0:

@@ -164,8 +164,8 @@ def read_image(path: Path, channels: int, size: int) -> np.ndarray:
                 img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as e:  # ValueError: a mode
+        raise UserError(f"cannot read image {path}: {e}") from None  # Pillow cannot convert
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
 

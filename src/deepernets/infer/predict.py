@@ -66,7 +66,7 @@ def run_dataset(run: RunDir, info: dict[str, Any]) -> data.Dataset:
     """The run's dataset, loaded again; refused when its classes or channels are no longer the checkpoint's (a
     folder dataset that gained or lost a class would shift every label)."""
     config = run.read_config()
-    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size, info["in_channels"])
     progress.check_dataset(dataset, info, run)
     return dataset
 

@@ -26,6 +26,8 @@ VARIANT_DETAILS = (
     "weight_decay",
     "label_smoothing",
     "precise_bn",
+    "shift",
+    "flip",
     "cutout",
     "mixup",
     "cutmix",

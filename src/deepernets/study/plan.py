@@ -4,19 +4,22 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from deepernets.config import WHERE_SETTINGS
+from deepernets.config import WHERE_SETTINGS, absolute_folder
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
+from deepernets.study.budget import seconds
 from deepernets.study.grid import Grid, PlannedRun
 
 QUICK_SETTINGS = ("epochs", "subset", "test_subset")  # overrides that make a quick version of a study
 
 
-def default_folder(grid: Grid, overrides: dict[str, Any], budget: str | None = None) -> Path:
-    """runs/GRID, or for a quick version runs/GRID-e3-s5000, and runs/GRID-b30m for a budget other than the grid's:
-    it never collides with the full study's runs, nor with runs sized to another budget."""
+def default_folder(grid: Grid, overrides: dict[str, Any], file_budget: str | None) -> Path:
+    """runs/GRID, or for a quick version runs/GRID-e3-s5000, and runs/GRID-b30m for a budget other than the one in
+    the grid's file (`file_budget`): it never collides with the full study's runs, nor with runs sized to another
+    budget."""
     suffix = "".join(f"-{key[0]}{overrides[key]}" for key in QUICK_SETTINGS if key in overrides)
-    suffix += f"-b{budget}" if budget else ""
+    if grid.budget and not (file_budget and seconds(grid.budget) == seconds(file_budget)):
+        suffix += f"-b{grid.budget}"
     return Path("runs") / f"{grid.name}{suffix}"
 
 
@@ -33,6 +36,8 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
         for run in planned:
             settings = {k: v for k, v in run.config.to_dict().items() if k not in WHERE_SETTINGS}
             old = entries.get(run.name, {}).get("config") or {}  # plans before settings were recorded have none
+            if "dataset" in old:  # older plans hold a folder dataset's path as typed
+                old = {**old, "dataset": absolute_folder(old["dataset"])}
             # a setting that one version of deepernets has and the other lacks is not a difference
             changed = [k for k in settings if k in old and old[k] != settings[k]]
             if changed:

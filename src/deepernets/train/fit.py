@@ -84,14 +84,14 @@ def _train(
     check_cuda_graphs(config.cuda_graphs, world.device)
     config, state = progress.open_run(run, config, resume)
     distributed.barrier(world)  # every rank has checked the run folder before rank 0 writes to it
-    if state is None and lr_finder_info is None:  # a run stopped before its first checkpoint keeps its range test's
-        lr_finder_info = (run.read_summary() or {}).get("lr_finder")  # record, written with the LR it chose
+    if state is None and lr_finder_info is None and run.exists():  # a run stopped before its first checkpoint
+        lr_finder_info = (run.read_summary() or {}).get("lr_finder")  # keeps its range test's record
     if state is not None and state.get("status") in DONE:
         log(f"{run.path} has already {state['status']}")
         return run.read_summary() or {}
     log = artifacts.log_to_run(run, log) if world.is_main else _silent  # log.txt keeps every line the console gets
 
-    parts = build_parts(config, world, precision)
+    parts = build_parts(config, world, precision, state["data"]["in_channels"] if state else None)
     model, train_batches, test_batches = parts.model, parts.train_batches, parts.test_batches
     if config.tta == "flip":
         evaluate.check_flip_tta(parts.dataset, config.flip)

@@ -36,11 +36,14 @@ def check_names(config: RunConfig) -> None:
     data.check_name(config.dataset)
 
 
-def build_parts(config: RunConfig, world: distributed.World, precision: Precision) -> Parts:
+def build_parts(
+    config: RunConfig, world: distributed.World, precision: Precision, channels: int | None = None
+) -> Parts:
+    """`channels`: a folder dataset's, as a resumed run's checkpoint holds them (None: from its images)."""
     check_names(config)
     if not world.is_main:
         distributed.barrier(world)  # rank 0 finds (or downloads) the data first; the others then read it
-    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size)
+    dataset = data.load(config.dataset, config.data_dir, config.download, config.image_size, channels)
     if world.is_main:
         distributed.barrier(world)
     train_x, train_y = take_subset(dataset.train_images, dataset.train_labels, config.subset)
