@@ -47,7 +47,7 @@ def variant_of(config: RunConfig) -> str:
     images = "all images" if config.subset is None else f"{config.subset} train images"
     if config.test_subset is not None:
         images += f", {config.test_subset} test images"
-    words = [f"{config.epochs} epochs", images, f"batch {config.batch_size}"]
+    words = [f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}", images, f"batch {config.batch_size}"]
     rest = {k: v for k, v in config.to_dict().items() if k in VARIANT_DETAILS and v != DEFAULTS[k]}
     words += [f"{k} {v}" for k, v in rest.items()]
     return ", ".join(words)
