@@ -98,6 +98,18 @@ def test_results_files_hold_per_class_scores_and_the_confidently_wrong_images_in
     assert (run.plots / "confidently_wrong.png").exists()
 
 
+def test_the_confusion_csv_of_a_class_named_true_keeps_every_row_label_and_count(tmp_path):
+    confusion = torch.tensor([[3, 1], [2, 4]])
+    result = evaluation_of(confusion, [0.9] * 10)
+    run = RunDir(tmp_path / "run")
+    images = torch.zeros(10, 1, 4, 4, dtype=torch.uint8)
+    evaluate.write_results(run, result, ["false", "true"], images, torch.arange(10))
+    assert read_csv(run.path / "confusion.csv") == [
+        {"true \\ predicted": "false", "false": "3", "true": "1"},
+        {"true \\ predicted": "true", "false": "2", "true": "4"},
+    ]
+
+
 def test_confidently_wrong_takes_the_most_confident_mistakes_first():
     result = evaluate.Evaluation(
         0.0,

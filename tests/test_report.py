@@ -298,3 +298,16 @@ def test_files_are_written_whole_with_the_mode_a_plain_write_would_give(tmp_path
     (tmp_path / "plain.md").write_text("# a report\n")
     assert (tmp_path / "report.md").stat().st_mode == (tmp_path / "plain.md").stat().st_mode
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_the_temporaries_a_killed_write_left_are_removed_and_nothing_else(tmp_path):
+    atomic.write_text(tmp_path / "summary.json", "{}")
+    (tmp_path / "checkpoints").mkdir()
+    leftovers = [tmp_path / ".summary.json.u7oshshs.tmp", tmp_path / "checkpoints" / ".last.pt.abc.tmp"]
+    for leftover in leftovers:
+        leftover.write_text("half")
+    (tmp_path / "notes.tmp").write_text("the user's")  # not hidden: not ours
+    atomic.remove_leftovers(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "checkpoints", "notes.tmp", "summary.json"
+    ]  # fmt: skip

@@ -34,6 +34,13 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def remove_leftovers(folder: Path) -> None:
+    """Delete the temporary files that a process killed mid-write left under `folder` (their files are intact: the
+    rename never happened). Only for a folder no other process writes to (a run, under its lock)."""
+    for leftover in folder.rglob(".*.tmp") if folder.is_dir() else []:
+        leftover.unlink(missing_ok=True)
+
+
 def _fsync(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

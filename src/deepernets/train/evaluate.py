@@ -115,11 +115,12 @@ def write_results(
     dataset's) add each one's file.
     """
     confusion = confusion_matrix(result.predictions, result.labels, len(classes))
+    corner = "true \\ predicted"  # not "true", which a class may be named (yes/no, true/false data)
     rows = [
-        {"true": classes[i], **{c: int(v) for c, v in zip(classes, confusion[i].tolist(), strict=True)}}
+        {corner: classes[i], **{c: int(v) for c, v in zip(classes, confusion[i].tolist(), strict=True)}}
         for i in range(len(classes))
     ]
-    write_text(run.path / "confusion.csv", to_csv(rows, ["true", *classes]))
+    write_text(run.path / "confusion.csv", to_csv(rows, [corner, *classes]))
     scores = [
         {"class": c, "accuracy": round(s.recall, 2), "precision": round(s.precision, 2), "recall": round(s.recall, 2),
          "f1": round(s.f1, 2), "images": s.images}

@@ -21,7 +21,7 @@ from deepernets.config import RunConfig
 from deepernets.data.batches import DROPOUT_STREAM, epoch_seed
 from deepernets.data.subset import subset_indices
 from deepernets.errors import UserError
-from deepernets.run import locks
+from deepernets.run import atomic, locks
 from deepernets.run.folder import DONE, RunDir
 from deepernets.train import artifacts, batch_norm, distributed, evaluate, progress
 from deepernets.train.device import Precision, check_cuda_graphs, resolve_precision
@@ -89,6 +89,8 @@ def _train(
     if state is not None and state.get("status") in DONE:
         log(f"{run.path} has already {state['status']}")
         return run.read_summary() or {}
+    if world.is_main:
+        atomic.remove_leftovers(run.path)
     log = artifacts.log_to_run(run, log) if world.is_main else _silent  # log.txt keeps every line the console gets
 
     parts = build_parts(config, world, precision, state["data"]["in_channels"] if state else None)
