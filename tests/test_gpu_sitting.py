@@ -116,7 +116,8 @@ def test_tiny_sitting_runs_every_step_on_the_cpu(tmp_path, data_dir):
     assert "failed" not in json.dumps([s["status"] for s in steps.values()])
 
     throughput = json.loads((out / "throughput-cpu.json").read_text())
-    assert throughput["gemm_gflops"]["bfloat16"] > 0
+    native = ["float32", "bfloat16"] if throughput["versions"]["cpu"]["native_bf16"] else ["float32"]
+    assert list(throughput["gemm_gflops"]) == native and all(v > 0 for v in throughput["gemm_gflops"].values())
     assert throughput["not_run"]["cuda-graphs"] == "CUDA only"
     measured = throughput["models"]
     assert "resnet20" in measured and measured["resnet20"]["ours"]["images_per_s_median"] > 0
