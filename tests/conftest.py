@@ -72,15 +72,15 @@ def run_in_process(monkeypatch, capsys) -> Callable[..., subprocess.CompletedPro
 
 def kill_once_an_epoch_is_saved(args: list[str], cwd: Path, run: Path) -> None:
     """Start `python -m deepernets ARGS` and SIGKILL it as soon as `run` has a metrics.csv (its first epoch saved)."""
-    kill_once_written(args, cwd, run / "metrics.csv")
+    kill_once_written(args, cwd, str((run / "metrics.csv").relative_to(cwd)))
 
 
-def kill_once_written(args: list[str], cwd: Path, path: Path) -> None:
-    """Start `python -m deepernets ARGS` and SIGKILL it as soon as `path` exists."""
+def kill_once_written(args: list[str], cwd: Path, pattern: str) -> None:
+    """Start `python -m deepernets ARGS` in `cwd` and SIGKILL it as soon as a file matches the glob `pattern` there."""
     proc = subprocess.Popen([sys.executable, "-m", "deepernets", *args], cwd=cwd,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 300
-    while time.time() < deadline and not path.exists():
+    while time.time() < deadline and not any(cwd.glob(pattern)):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -286,31 +286,24 @@ def test_compiled_training_runs(tmp_path, data_dir):
     assert "final test accuracy" in result.stdout
 
 
-def test_a_run_with_lr_auto_and_no_name_resumes_from_its_saved_config(tmp_path, data_dir):
+def test_a_run_with_lr_auto_and_no_name_resumes_from_its_saved_config_with_its_range_test(tmp_path, data_dir):
     args = ["train", *FAST, "--model", "resnet20", "--epochs", "1", "--lr", "auto", "--data-dir", str(data_dir)]
-    first = run_cli(*args, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    kill_once_written(args, tmp_path, "runs/*/summary.json")  # written once the range test has chosen the LR
     (run,) = (tmp_path / "runs").iterdir()
     assert "lrauto" in run.name
-    again = run_cli("train", "--config", str(run / "config.yaml"), "--resume", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert "has already finished" in again.stdout
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name], "it must not start another run"
-
-
-def test_a_run_with_lr_auto_stopped_before_its_first_checkpoint_keeps_its_range_test_record(tmp_path, data_dir):
-    args = ["train", *FAST, "--model", "resnet20", "--epochs", "2", "--lr", "auto", "--name", "auto",
-            "--data-dir", str(data_dir)]  # fmt: skip
-    run = tmp_path / "runs" / "auto"
-    kill_once_written(args, tmp_path, run / "summary.json")  # written once the range test has chosen the LR
     assert not (run / "checkpoints" / "last.pt").exists(), "killed too late: the first epoch was saved"
     chosen = json.loads((run / "summary.json").read_text())["lr_finder"]["suggested_lr"]
-    resumed = run_cli(*args, "--resume", cwd=tmp_path)
+    resume = ["train", "--config", str(run / "config.yaml"), "--resume"]
+    resumed = run_cli(*resume, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "LR finder:" not in resumed.stdout, "the resumed run must keep the LR it chose, not test again"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["lr_finder"]["suggested_lr"] == chosen
     assert float(yaml.safe_load((run / "config.yaml").read_text())["lr"]) == chosen
+    again = run_cli(*resume, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "has already finished" in again.stdout
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run.name], "it must not start another run"
 
 
 def test_training_loss_is_logged_as_plain_cross_entropy_beside_the_smoothed_one(tmp_path, data_dir):
