@@ -64,7 +64,7 @@ class Batches:
         self.augment = augment if train else "none"
         default_shift = CROP_PADDING if self.augment == "crop-flip" else 0
         self.shift = (default_shift if shift is None else shift) if train else 0
-        self.flip = (self.augment == "crop-flip" if flip is None else flip) and train
+        self.flip = mirrors(self.augment, flip) and train
         self.train = train
         self.seed = seed
         self.rank, self.world = shard
@@ -131,6 +131,11 @@ class Batches:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
         x = (x - self.mean) / self.std
         return x.contiguous(memory_format=self.memory_format)
+
+
+def mirrors(augment: str, flip: bool | None) -> bool:
+    """Whether training mirrors images: as `flip` (a run's setting) says, or by default CIFAR-like data only."""
+    return augment == "crop-flip" if flip is None else flip
 
 
 def random_crop_flip(

@@ -11,6 +11,8 @@ import yaml
 
 from deepernets.errors import UserError
 
+TEMPORARY_SUFFIX = ".tmp"  # of the hidden file a write fills before its rename (remove_leftovers finds them)
+
 # mkstemp makes its file readable by its owner only, and the rename keeps that: give it the mode a plain open()
 # would, so that a report or an exported model can be read by others where the umask allows.
 _UMASK = os.umask(0)
@@ -21,7 +23,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp_path)` to fill a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -37,7 +39,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
 def remove_leftovers(folder: Path) -> None:
     """Delete the temporary files that a process killed mid-write left under `folder` (their files are intact: the
     rename never happened). Only for a folder no other process writes to (a run, under its lock)."""
-    for leftover in folder.rglob(".*.tmp") if folder.is_dir() else []:
+    for leftover in folder.rglob(f".*{TEMPORARY_SUFFIX}") if folder.is_dir() else []:
         leftover.unlink(missing_ok=True)
 
 

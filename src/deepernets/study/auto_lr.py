@@ -15,16 +15,16 @@ LR_FINDER_SETTINGS = ("dataset", "model", "model_options", "optimizer", "batch_s
                       "momentum", "nesterov", "weight_decay", "label_smoothing", "precision", "lr_pick")  # fmt: skip
 # The range test trains on augmented batches too; these count only when on, so earlier studies keep their keys.
 LR_FINDER_AUGMENTATION = ("cutout", "mixup", "cutmix")
+# These count whenever set: None is the dataset's default, and 0 or False a choice too (no shift, no mirror where
+# the default shifts and mirrors CIFAR).
+LR_FINDER_DATASET_DEFAULTS = ("shift", "flip")
 
 
 def lr_finder_key(config: RunConfig) -> str:
     """dataset-model-optimizer, plus a short hash of every other setting the range test depends on."""
     settings = {k: getattr(config, k) for k in LR_FINDER_SETTINGS}
     settings.update({k: getattr(config, k) for k in LR_FINDER_AUGMENTATION if getattr(config, k)})
-    if config.shift is not None:  # 0 is a choice too: no shift at all, where the default shifts CIFAR by 4
-        settings["shift"] = config.shift
-    if config.flip is not None:
-        settings["flip"] = config.flip
+    settings.update({k: getattr(config, k) for k in LR_FINDER_DATASET_DEFAULTS if getattr(config, k) is not None})
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{dataset_slug(config.dataset)}-{config.model}-{config.optimizer}-{digest}"
 

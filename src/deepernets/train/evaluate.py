@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepernets.data import Batches, Dataset
+from deepernets.data.batches import mirrors
 from deepernets.errors import UserError
 from deepernets.run import plots
 from deepernets.run.atomic import write_text
@@ -79,7 +80,7 @@ def _evaluation(
 def check_flip_tta(dataset: Dataset, flip: bool | None) -> None:
     """Flip TTA only where training flips too (`flip`, the run's setting): digits are never flipped by default, as
     a mirrored digit is no digit."""
-    if not (dataset.augment == "crop-flip" if flip is None else flip):
+    if not mirrors(dataset.augment, flip):
         raise UserError(
             f"--tta flip: {dataset.name} is trained without horizontal flips here (MNIST-like images by default, "
             "any with --no-flip), so the model has never seen a mirrored image and a mirrored view would only "
