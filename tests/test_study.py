@@ -305,6 +305,27 @@ def test_a_run_that_fails_with_any_error_is_recorded_and_the_study_goes_on(tmp_p
     assert json.loads((tmp_path / "st/failures.json").read_text()) == {}, "a run that finished is no longer failed"
 
 
+def test_a_run_another_worker_finished_while_its_lr_test_ran_is_counted_as_done_not_trained(
+    tmp_path, data_dir, monkeypatch
+):
+    from deepernets.run.folder import RunDir
+    from deepernets.study import runner
+    from deepernets.train import fit
+
+    def resolve_lr(config, study_dir, steps, log):  # meanwhile, another worker finishes the run
+        RunDir(study_dir / config.name).write_summary({"status": "finished"})
+        return config.replace(lr=0.1), None
+
+    def train(config, **kwargs):
+        raise AssertionError(f"{config.name} was trained again")
+
+    monkeypatch.setattr(runner, "resolve_lr", resolve_lr)
+    monkeypatch.setattr(fit, "train", train)
+    grid = study.load_grid(str(write_grid(tmp_path, data_dir)))
+    counts = study.run_study(grid, tmp_path / "st", {}, log=lambda line: None)
+    assert counts == {"finished": 0, "diverged": 0, "skipped": 2, "busy": 0, "failed": 0}
+
+
 def test_a_later_invocation_adds_to_the_plan_instead_of_replacing_it(tmp_path):
     """study.json accumulates: a second invocation with fewer seeds keeps the third seed's run in the plan."""
     grid = study.load_grid(str(write_grid(tmp_path, tmp_path)))

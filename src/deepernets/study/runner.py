@@ -47,6 +47,9 @@ def run_study(
         run_started = time.time()
         try:
             config, lr_finder = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
+            if RunDir(study_dir / run.name).status() in DONE:  # another worker finished it while the test ran
+                counts["skipped"] += 1
+                continue
             summary = fit.train(config, resume=True, log=log, lr_finder=lr_finder)
         except fit.RunBusy:
             counts["busy"] += 1
