@@ -133,6 +133,14 @@ def test_sixteen_bit_grayscale_is_scaled_to_eight_bits_not_clipped(tmp_path):
     assert formats.read_image(tmp_path / "deep.png", 1, 2)[0].tolist() == [[0, 100], [200, 255]]
 
 
+def test_a_float_image_is_refused_in_one_line_not_clipped_to_black(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.array([[0.0, 0.5], [0.25, 1.0]], dtype=np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(UserError, match=r"float.tif: its pixels are floats, .* save it with 8- or 16-bit pixels"):
+        formats.read_image(tmp_path / "float.tif", 1, 2)
+
+
 def test_a_folder_dataset_is_grayscale_only_when_every_training_image_is(tmp_path):
     from PIL import Image
 

@@ -160,6 +160,9 @@ def read_image(path: Path, channels: int, size: int) -> np.ndarray:
     try:
         with Image.open(path) as opened:
             img = ImageOps.exif_transpose(opened)  # a phone's photo upright, as viewers show it
+            if img.mode == "F":  # Pillow's convert would clip them to 0 and 1; their range is the writer's choice
+                raise UserError(f"cannot read image {path}: its pixels are floats, which have no fixed range; save "
+                                "it with 8- or 16-bit pixels")  # fmt: skip
             if img.mode.startswith("I"):  # 16-bit grayscale: Pillow's convert clips it at 255 instead of scaling
                 img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().clip(0, 255).astype(np.uint8))
             img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
