@@ -260,9 +260,13 @@ def test_divergence_is_a_result_and_keeps_the_last_good_checkpoint(tmp_path, dat
     assert summary["status"] == "diverged" and summary["final_test_acc"] is None
     good = summary["epochs_completed"]
     assert good >= 1 and len(metrics(run)) == good
+    assert f"the run diverged; the checkpoint after epoch {good} is kept" in result.stdout
     state = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert len(state["history"]) == good
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    from deepernets.train.artifacts import diverged_line
+
+    assert diverged_line(0, "the loss became NaN").endswith("no epoch had finished, so no checkpoint is kept")
 
 
 def test_lr_find_writes_history_plot_and_suggestion(tmp_path, data_dir):

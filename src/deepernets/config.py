@@ -97,7 +97,9 @@ class RunConfig:
     tta: str = setting(
         "none", "flip: also report test accuracy over each image and its mirror", choices=("none", "flip")
     )
-    seed: int = setting(0, "seed of the initialization and of the batches' order and augmentation")
+    seed: int = setting(  # each epoch's seeds are made from it, and must stay within what torch and numpy take
+        0, "seed of the initialization and of the batches' order and augmentation", minimum=0, below=2**32
+    )
     device: str = setting(
         "auto", "auto (CUDA, then CPU), cpu or cuda[:N]", pattern=(r"auto|cpu|cuda(:\d+)?", "auto, cpu or cuda[:N]"),
         where=True,

@@ -7,6 +7,7 @@ A check failure reads "must be RULE, got VALUE", after the setting's name: "--ep
 
 import argparse
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -163,19 +164,25 @@ def _broken_rule(value: Any, hint: Any, spec: Spec) -> str | None:
 
 def _in_bounds(value: float, spec: Spec) -> bool:
     return (
-        (spec.minimum is None or value >= spec.minimum)
+        (isinstance(value, int) or math.isfinite(value))  # inf passes every lower bound, and nothing trains on it
+        and (spec.minimum is None or value >= spec.minimum)
         and (spec.above is None or value > spec.above)
         and (spec.below is None or value < spec.below)
     )
 
 
 def _bounds(spec: Spec) -> str:
-    low = f"[{spec.minimum:g}" if spec.minimum is not None else f"({spec.above:g}" if spec.above is not None else ""
+    low = f"[{_number(spec.minimum)}" if spec.minimum is not None else ""
+    low = low or (f"({_number(spec.above)}" if spec.above is not None else "")
     if spec.below is not None:
-        return f"in {low}, {spec.below:g})" if low else f"< {spec.below:g}"
+        return f"in {low}, {_number(spec.below)})" if low else f"< {_number(spec.below)}"
     if spec.minimum is not None:
-        return f"at least {spec.minimum:g}"
-    return f"> {spec.above:g}" if spec.above is not None else ""
+        return f"at least {_number(spec.minimum)}"
+    return f"> {_number(spec.above)}" if spec.above is not None else ""
+
+
+def _number(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
 
 
 def _one_of(words: Sequence[str]) -> str:

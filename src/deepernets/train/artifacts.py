@@ -162,7 +162,8 @@ def epoch_lines(row: dict[str, Any]) -> list[str]:
 
 
 def diverged_line(epoch: int, what: str) -> str:
-    return f"Epoch: {epoch + 1:02} | {what}: the run diverged; the checkpoint after epoch {epoch} is kept"
+    kept = f"the checkpoint after epoch {epoch} is kept" if epoch else "no epoch had finished, so no checkpoint is kept"
+    return f"Epoch: {epoch + 1:02} | {what}: the run diverged; {kept}"
 
 
 def final_line(summary: dict[str, Any], run: RunDir) -> str:
