@@ -129,6 +129,10 @@ def test_a_range_test_too_short_to_mean_anything_is_refused(tmp_path):
         ("seeds: 0", "bad.yaml: seeds must be at least 1, got 0"),
         ("axes: {seed: [0, 1]}", "axis 'seed' is set for each run by the study; for seeds, use seeds: N"),
         ("description: old", "unknown grid key(s) description"),
+        (
+            "axes: {lr: [0.1, 0.01], policy: [p]}\npolicies: {p: {lr: 0.05, schedule: constant}}",
+            "bad.yaml: policy p sets lr, which is also an axis: set it in one place",
+        ),
         ("preset: cifar", "bad.yaml: unknown training preset 'cifar'; choose one of: cifar10, fast, mnist"),
         ("axes: {model: [resnet20]}\nbase: {lr: {per: colour, red: 1}}", "base: lr: 'per: colour' names no axis"),
         ("axes: {optimizer: [sgd, adam]}\nbase: {lr: {per: optimizer, sgd: 0.1}}", "(no value for adam)"),
@@ -464,6 +468,10 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     }
     again = budget.fit(planned, grid, tmp_path, cached(probe), lambda line: None)  # a restart: no new probe
     assert len(probed) == 4 and [p.config for p in again] == [p.config for p in sized]
+    same = dataclasses.replace(grid, budget="120s")  # the same budget in other words: the same folder and sizing
+    assert [p.config for p in budget.fit(planned, same, tmp_path, cached(probe), lambda line: None)] == [
+        p.config for p in sized
+    ]
 
     other = dataclasses.replace(grid, budget="3m")
     with pytest.raises(UserError, match=r"sized to a budget of 2m: run it with that budget, or give a budget of 3m"):

@@ -46,7 +46,7 @@ def fit(
     # a dry run (save=False) writes nothing, not even the study folder that the lock would create
     with locks.lock(study_dir / ".budget.lock") if save else contextlib.nullcontext():
         kept = atomic.read_json(path) if path.exists() else {}
-        if kept.get("budget") == grid.budget:
+        if kept and seconds(kept["budget"]) == seconds(grid.budget):  # 780s is 13m
             factor, enough_s = kept["factor"], kept.get("enough_s")
         elif kept and save:
             raise UserError(

@@ -92,6 +92,9 @@ def load_grid(name_or_path: str) -> Grid:
     for policy in grid.axes.get("policy", []):
         if policy not in grid.policies:
             raise UserError(f"{path}: policy '{policy}' is not defined under policies")
+        both = [key for key in grid.policies[policy] if key in grid.axes]
+        if both:  # one of them would win, and the run's name would say the other
+            raise UserError(f"{path}: policy {policy} sets {both[0]}, which is also an axis: set it in one place")
     for dataset, images in grid.enough_images.items():
         if isinstance(images, bool) or not isinstance(images, int) or images < 1:
             raise UserError(f"{path}: enough_images: {dataset} must be a whole number of images, got {images!r}")
