@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deepernets import report, study
 from deepernets.config import RunConfig
@@ -109,6 +110,20 @@ def test_a_cell_says_how_many_planned_seeds_did_not_finish(tmp_path):
     assert "lr auto" not in md
 
 
+def test_the_best_policy_is_not_one_whose_other_seeds_diverged_and_shows_its_n(tmp_path):
+    st = tmp_path / "st"
+    grid, planned = plan(st, seeds=3)
+    study.write_manifest(grid, st, planned)
+    for run in planned:
+        seed = run.cell["seed"]
+        if run.cell["policy"] == "lr0.01":
+            fake_run(st, run.config, acc=90.0 + seed / 10)
+        else:  # one seed higher, the other two diverged
+            fake_run(st, run.config, status="finished" if seed == 0 else "diverged", acc=95.0)
+    md = report.build([st], st)[0].read_text()
+    assert "| mnist | resnet20 | sgd, lr0.01 | 90.10 ± 0.10 (n=3) |" in md.split("## Best policy per model")[1]
+
+
 def test_a_recipe_grid_reports_each_models_mean_over_its_seeds(tmp_path):
     st = tmp_path / "st"
     grid = study.load_grid("cifar10-recipe")
@@ -147,6 +162,39 @@ def test_merged_study_folders_keep_each_variant_apart(tmp_path):
         section = md.split("## Speed and size")[1].split("##")[0]
         assert any(variant in line for line in section.splitlines() if line.startswith("| mnist | resnet20"))
     assert len({(tmp_path / path).read_bytes() for _, path in confusions}) == 2
+
+
+@pytest.mark.parametrize(
+    ("axis", "values", "policy"),
+    [
+        ("warmup_epochs", [0, 1], {"lr": 0.01, "schedule": "constant"}),
+        ("lr", [0.1, 0.001], {"schedule": "constant"}),
+        ("schedule", ["constant", "onecycle"], {"lr": 0.01}),
+    ],
+)
+def test_runs_of_another_value_of_any_axis_are_never_averaged_together(tmp_path, axis, values, policy):
+    st = tmp_path / "st"
+    grid = study.Grid(
+        name="g",
+        base={"epochs": 2, "batch_size": 64, "subset": 256, "test_subset": 100},
+        axes={"dataset": ["mnist"], "model": ["resnet20"], "policy": ["p"], axis: values},
+        policies={"p": policy},
+    )
+    planned = study.expand(grid, st, {}, 1)
+    study.write_manifest(grid, st, planned)
+    for run, acc in zip(planned, (80.0, 90.0), strict=True):
+        fake_run(st, run.config, acc=acc)
+    md = report.build([st], st)[0].read_text()
+    assert "85.00" not in md and "(n=2)" not in md
+    for value, acc in zip(values, ("80.00 (n=1)", "90.00 (n=1)"), strict=True):
+        assert re.search(rf"### mnist, sgd \(.*{axis} {value}\)\n\n.*\n.*\n\| resnet20 \| {re.escape(acc)} \|", md)
+
+
+def test_single_runs_of_other_schedule_settings_are_never_averaged_together(tmp_path):
+    for key in ("warmup_epochs", "gamma"):
+        fake_run(tmp_path, RunConfig(dataset="mnist", epochs=2, schedule="multistep", name=key, **{key: 0.5}))
+    md = report.build([tmp_path], tmp_path)[0].read_text()
+    assert "warmup_epochs 0.5" in md and "gamma 0.5" in md and "(n=2)" not in md
 
 
 def finder_result(suggested: float, method: str, points: int, **keys: object) -> dict:

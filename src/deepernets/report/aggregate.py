@@ -32,7 +32,7 @@ def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinishe
 class Best:
     """A model's best optimizer and policy in one variant: by mean final accuracy, and its best seed."""
 
-    accuracy: float  # the cell's mean
+    key: CellKey
     optimizer: str
     policy: str
     run: Run
@@ -53,23 +53,27 @@ class Cells:
     def finals(self, key: CellKey) -> list[float]:
         return [r.final for r in self.runs.get(key, []) if r.final is not None]
 
+    def diverged(self, key: CellKey) -> int:
+        return sum(r.status == "diverged" for r in self.runs.get(key, []))
+
     def summary(self, key: CellKey) -> str:
         """The cell as a table shows it: mean ± std (n of planned, diverged, unfinished), or a dash."""
-        diverged = sum(r.status == "diverged" for r in self.runs.get(key, []))
-        return mean_std(self.finals(key), diverged, self.planned[key], self.unfinished[key])
+        return mean_std(self.finals(key), self.diverged(key), self.planned[key], self.unfinished[key])
 
     def best(self, dataset: str, model: str, variant: str) -> Best | None:
+        """The cell of the highest mean among those where no seed diverged (where there are such cells): the mean of
+        the one seed that survived is no result for a policy whose other seeds diverged."""
         options = [
-            (statistics.mean(finals), optimizer, policy)
+            (not self.diverged(key), statistics.mean(finals), key)
             for optimizer in self.optimizers
             for policy in self.policies
-            if (finals := self.finals((dataset, model, optimizer, policy, variant)))
+            if (finals := self.finals(key := (dataset, model, optimizer, policy, variant)))
         ]
         if not options:
             return None
-        accuracy, optimizer, policy = max(options)
-        seeds = [r for r in self.runs[(dataset, model, optimizer, policy, variant)] if r.final is not None]
-        return Best(accuracy, optimizer, policy, max(seeds, key=lambda r: r.final))
+        *_, key = max(options)
+        seeds = [r for r in self.runs[key] if r.final is not None]
+        return Best(key, key[2], key[3], max(seeds, key=lambda r: r.final))
 
 
 def group(collection: Collection) -> Cells:

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from deepernets.config import RunConfig, shortfall
+from deepernets.config import WHERE_SETTINGS, RunConfig, shortfall
 from deepernets.errors import UserError
 from deepernets.run import atomic
 from deepernets.run.folder import RunDir
@@ -17,22 +17,11 @@ from deepernets.run.folder import RunDir
 CellKey = tuple[str, str, str, str, str]  # dataset, model, optimizer, policy, variant
 
 DEFAULTS = RunConfig().to_dict()
-# Settings beyond epochs, images and batch size that name a variant when they differ from their defaults.
-VARIANT_DETAILS = (
-    "model_options",
-    "image_size",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "label_smoothing",
-    "precise_bn",
-    "shift",
-    "flip",
-    "cutout",
-    "mixup",
-    "cutmix",
-    "precision",
-)
+# Settings a variant does not name: the cell's own, those it names in words of its own (epochs, images, batch), the
+# run's name, and where and how a run is done. Every other setting that differs from its default names it.
+NOT_VARIANT = ("dataset", "model", "optimizer", "seed", "name", "epochs", "subset", "test_subset", "batch_size",
+               *WHERE_SETTINGS)  # fmt: skip
+NAMED_POLICY = ("lr", "schedule", "lr_pick")  # the settings that a policy named by policy_of holds
 
 
 def policy_of(config: RunConfig) -> str:
@@ -42,14 +31,22 @@ def policy_of(config: RunConfig) -> str:
     return f"lr{config.lr}" if config.schedule == "constant" else f"{config.schedule} lr{config.lr:.3g}"
 
 
-def variant_of(config: RunConfig) -> str:
-    """What else sets runs apart; only runs of one variant are averaged together."""
+def variant_of(
+    config: RunConfig, policy_settings: tuple[str, ...] = NAMED_POLICY, axes: dict[str, Any] | None = None
+) -> str:
+    """What else sets runs apart; only runs of one variant are averaged together.
+
+    `policy_settings` are what the run's policy holds (its name says them); `axes` are the other axes of the grid
+    that planned it, each named whatever its value, so that every value of an axis is a variant of its own.
+    """
+    axes = axes or {}
     images = "all images" if config.subset is None else f"{config.subset} train images"
     if config.test_subset is not None:
         images += f", {config.test_subset} test images"
     words = [f"{config.epochs} epoch{'' if config.epochs == 1 else 's'}", images, f"batch {config.batch_size}"]
-    rest = {k: v for k, v in config.to_dict().items() if k in VARIANT_DETAILS and v != DEFAULTS[k]}
-    words += [f"{k} {v}" for k, v in rest.items()]
+    named_elsewhere = {*NOT_VARIANT, *policy_settings, *axes}
+    words += [f"{k} {v}" for k, v in config.to_dict().items() if k not in named_elsewhere and v != DEFAULTS[k]]
+    words += [f"{k} {v}" for k, v in axes.items()]
     return ", ".join(words)
 
 
@@ -92,6 +89,7 @@ class Planned:
     study_dir: Path
     cell: dict[str, Any]  # the axis values and seed that make the run
     config: RunConfig | None  # its planned settings; None in study.json files written before they were recorded
+    policy_settings: tuple[str, ...]  # what the grid's policies set, or NAMED_POLICY where they are not known
 
     @property
     def label(self) -> str:
@@ -104,10 +102,18 @@ class Planned:
         return policy_of(self.config) if self.config else None
 
     @property
+    def axes(self) -> dict[str, Any]:
+        """The values of the grid's axes other than the cell key's own."""
+        return {k: v for k, v in self.cell.items() if k not in NOT_VARIANT and k != "policy"}
+
+    def variant_of(self, config: RunConfig) -> str:
+        return variant_of(config, self.policy_settings, self.axes)
+
+    @property
     def cell_key(self) -> CellKey | None:
         """The cell the run is planned for, as Run.cell_key; unknown where the plan has no settings."""
         c = self.config
-        return None if c is None else (c.dataset, c.model, c.optimizer, self.policy, variant_of(c))
+        return None if c is None else (c.dataset, c.model, c.optimizer, self.policy, self.variant_of(c))
 
 
 @dataclass
@@ -148,6 +154,8 @@ def collect(folders: list[Path]) -> Collection:
             # a run its study's plan lacks (study.json of an older version kept only the last invocation's runs)
             # belongs to the cell of its planned seeds, whose names differ only in the seed
             source = plan or _planned_sibling(path, plans)
+            # a planned run's variant is its plan's (where the plan has `lr: auto`, config.yaml has the LR it chose)
+            variant = source.variant_of(plan.config if plan and plan.config else config) if source else None
             runs.append(
                 Run(
                     dir=run_dir,
@@ -157,7 +165,7 @@ def collect(folders: list[Path]) -> Collection:
                     policy=(source.policy if source else None) or policy_of(config),
                     study_dir=path.parent if plan or path.parent in study_dirs else None,
                     planned=plan is not None,
-                    variant=variant_of(config),
+                    variant=variant or variant_of(config),
                 )
             )
     collection = Collection(folders, runs, list(plans.values()), abouts)
@@ -179,9 +187,12 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
             grid = study.get("grid", {})
             if grid.get("about"):
                 abouts[grid.get("name") or manifest.parent.name] = grid["about"] + _shortfall(grid, study["runs"])
+            policies = grid.get("policies") or {}
+            held = tuple(sorted({k for bundle in policies.values() for k in bundle}))
             for entry in study["runs"]:
                 config = RunConfig.from_dict(entry["config"], str(manifest)) if "config" in entry else None
-                p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config)
+                policy_settings = held if "policy" in entry["cell"] and policies else NAMED_POLICY
+                p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config, policy_settings)
                 plans.setdefault(p.dir, p)
     return plans, abouts
 

@@ -86,8 +86,8 @@ def best_policies(cells: Cells) -> list[Block]:
                     study = study_numbers(dataset, model)
                     study_best = f"{max(study.values()):.2f}" if study else "—"
                     choice = f"{best.optimizer}, {best.policy}"
-                    rows.append([dataset, model, choice, f"{best.accuracy:.2f}", study_best, variant])
-    header = ["dataset", "model", "best optimizer, policy", "final test acc (mean)", "study's best", "settings"]
+                    rows.append([dataset, model, choice, cells.summary(best.key), study_best, variant])
+    header = ["dataset", "model", "best optimizer, policy", "final test acc", "study's best", "settings"]
     return [Heading("Best policy per model"), Table(header, rows)]
 
 
