@@ -324,19 +324,25 @@ def test_run_and_policy_names_cannot_break_the_tables_or_inject_html(tmp_path):
 
 
 def test_a_study_given_fewer_images_than_its_cells_need_says_so(tmp_path):
+    """Also where the subset came from the command line, not a budget; and for each of two folders merged."""
+    folders = []
     for subset, short in ((256, True), (1024, False)):
         st = tmp_path / f"st-{subset}"
         grid, planned = plan(st, seeds=1, subset=subset)
         grid.about, grid.enough_images = "a check", {"mnist": 1000}
-        study.write_manifest(grid, st, planned)
+        study.write_manifest(grid, st, planned, {"subset": subset, "data_dir": "/data"})
         for run in planned:
             fake_run(st, run.config)
         md = report.build([st], st)[0].read_text()
-        assert "Study g: a check" in md
         sentence = (
-            "Its runs trained on fewer images than its cells need to be clearly above chance (mnist 256 of 1,000)"
+            "Its runs trained on fewer images than its cells need to be clearly above chance (mnist 256 of 1,000)."
         )
-        assert (sentence in md) == short
+        assert (sentence in md) == short and "budget" not in md
+        assert "Study g: a check" in md
+        assert f"Its runs were started with --subset {subset}, which this description does not include." in md
+        folders.append(st)
+    md = report.build(folders, tmp_path)[0].read_text()
+    assert "Study g (st-256): a check" in md and "Study g (st-1024): a check" in md and sentence in md
 
 
 def test_files_are_written_whole_with_the_mode_a_plain_write_would_give(tmp_path):

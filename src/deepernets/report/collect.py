@@ -177,7 +177,7 @@ def collect(folders: list[Path]) -> Collection:
 def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]]:
     """The runs that the studies under the folders plan, by their resolved folder; and each study's `about`."""
     plans: dict[Path, Planned] = {}
-    abouts: dict[str, str] = {}
+    described: list[tuple[str, Path, str]] = []  # each study's name, folder and `about`
     for folder in folders:
         if not folder.is_dir():
             raise UserError(f"{folder} is not a folder of runs")
@@ -186,7 +186,8 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
             study = atomic.read_json(manifest)
             grid = study.get("grid", {})
             if grid.get("about"):
-                abouts[grid.get("name") or manifest.parent.name] = grid["about"] + _shortfall(grid, study["runs"])
+                about = grid["about"] + _shortfall(grid, study["runs"]) + _overridden(study.get("overrides") or {})
+                described.append((grid.get("name") or manifest.parent.name, manifest.parent, about))
             policies = grid.get("policies") or {}
             held = tuple(sorted({k for bundle in policies.values() for k in bundle}))
             for entry in study["runs"]:
@@ -194,6 +195,12 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
                 policy_settings = held if "policy" in entry["cell"] and policies else NAMED_POLICY
                 p = Planned(entry["name"], study_dir / entry["name"], study_dir, entry["cell"], config, policy_settings)
                 plans.setdefault(p.dir, p)
+    names = [name for name, _, _ in described]
+    folder_names = [folder.name for _, folder, _ in described]
+    abouts = {}
+    for name, folder, about in described:  # several folders of one study (merged) are told apart by their folders
+        label = name if names.count(name) == 1 else f"{name} ({folder.name})"
+        abouts[f"{name} ({folder})" if folder_names.count(folder.name) > 1 else label] = about
     return plans, abouts
 
 
@@ -203,10 +210,16 @@ def _shortfall(grid: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     short = shortfall(grid.get("enough_images") or {}, ((c.get("dataset"), c.get("subset")) for c in configs))
     if not short:
         return ""
-    return (
-        f" Its runs trained on fewer images than its cells need to be clearly above chance ({short}): its budget "
-        "was too short for this machine, and a larger one gives them."
-    )
+    why = ": its budget was too short for this machine, and a larger one gives them" if grid.get("budget") else ""
+    return f" Its runs trained on fewer images than its cells need to be clearly above chance ({short}){why}."
+
+
+def _overridden(overrides: dict[str, Any]) -> str:
+    """A sentence naming the command line's settings that the grid's description does not know."""
+    if not overrides:
+        return ""
+    flags = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in overrides.items())
+    return f" Its runs were started with {flags}, which this description does not include."
 
 
 def _planned_sibling(run: Path, plans: dict[Path, Planned]) -> Planned | None:

@@ -53,7 +53,7 @@ def run_jobs(
     jobs = grid.jobs_at_once(len(mine))
     with probing(jobs) as probe:
         planned = budget.fit(planned, grid, study_dir, probe, log_once)
-    write_manifest(grid, study_dir, planned)
+    write_manifest(grid, study_dir, planned, overrides)
     log(f"study {grid.name}: {jobs_description(jobs)}")
     # YAML keeps what JSON would turn into strings: a setting per value of a numeric axis ({per: batch_size, 32: …});
     # unsorted, since the order of the axes makes the runs' names

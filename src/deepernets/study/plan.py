@@ -23,16 +23,22 @@ def default_folder(grid: Grid, overrides: dict[str, Any], file_budget: str | Non
     return Path("runs") / f"{grid.name}{suffix}"
 
 
-def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> None:
+def write_manifest(
+    grid: Grid, study_dir: Path, planned: list[PlannedRun], overrides: dict[str, Any] | None = None
+) -> None:
     """Add the planned runs to study.json, the plan a report reads to name each run's cell and the missing runs.
 
     The plan accumulates: runs that an earlier invocation planned (other seeds, another grid) stay in it, so a
     report never loses track of them. A run name planned again with other settings is refused, since its folder
-    would then hold a run that is not the one planned. Workers starting together merge under one lock.
+    would then hold a run that is not the one planned. Workers starting together merge under one lock. The
+    command line's overrides of what the runs compute are kept too: the grid's `about` does not know them.
     """
     path = study_dir / "study.json"
     with locks.lock(study_dir / ".study.lock"):
-        entries = {e["name"]: e for e in atomic.read_json(path)["runs"]} if path.exists() else {}
+        study = atomic.read_json(path) if path.exists() else {"runs": []}
+        entries = {e["name"]: e for e in study["runs"]}
+        overridden = {**study.get("overrides", {}), **{k: v for k, v in (overrides or {}).items()
+                                                         if k not in WHERE_SETTINGS}}  # fmt: skip
         for run in planned:
             settings = {k: v for k, v in run.config.to_dict().items() if k not in WHERE_SETTINGS}
             old = entries.get(run.name, {}).get("config") or {}  # plans before settings were recorded have none
@@ -46,4 +52,6 @@ def write_manifest(grid: Grid, study_dir: Path, planned: list[PlannedRun]) -> No
                     "give this version of the study a folder of its own (--runs-dir)"
                 )
             entries[run.name] = {"name": run.name, "cell": run.cell, "config": settings}
-        atomic.write_json(path, {"grid": dataclasses.asdict(grid), "runs": list(entries.values())})
+        atomic.write_json(
+            path, {"grid": dataclasses.asdict(grid), "overrides": overridden, "runs": list(entries.values())}
+        )

@@ -34,7 +34,7 @@ def run_study(
     check_setup(planned[shard[0] :: shard[1]])
     planned = budget.fit(planned, grid, study_dir, probe.cached(probe.probe), log)
     mine = planned[shard[0] :: shard[1]]
-    write_manifest(grid, study_dir, planned)
+    write_manifest(grid, study_dir, planned, overrides)
     counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0, "failed": 0}
     started, trained_time, trained = time.time(), 0.0, 0
     for i, run in enumerate(mine, 1):
