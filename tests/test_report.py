@@ -345,6 +345,19 @@ def test_a_study_given_fewer_images_than_its_cells_need_says_so(tmp_path):
     assert "Study g (st-256): a check" in md and "Study g (st-1024): a check" in md and sentence in md
 
 
+def test_another_tools_run_and_study_files_are_listed_and_left_out(tmp_path):
+    fake_run(tmp_path, RunConfig(dataset="mnist", epochs=2, name="ours"), acc=91.0)
+    other = tmp_path / "notes" / "other"
+    other.mkdir(parents=True)
+    (other / "config.yaml").write_text("layers: 3\n")
+    (other / "summary.json").write_text("{}")
+    (tmp_path / "notes" / "study.json").write_text('{"trials": []}')
+    md = report.build([tmp_path], tmp_path)[0].read_text()
+    assert "91.00 (n=1)" in md
+    assert f"| {other / 'config.yaml'} | unknown setting(s) layers" in md
+    assert f"| {tmp_path / 'notes' / 'study.json'} | no list of planned runs |" in md
+
+
 def test_files_are_written_whole_with_the_mode_a_plain_write_would_give(tmp_path):
     # mkstemp's temporary file is private to its owner; a report or a run's files must be readable where the umask
     # lets a plain write make them so

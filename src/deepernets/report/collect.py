@@ -124,6 +124,7 @@ class Collection:
     runs: list[Run]
     planned: list[Planned]
     abouts: dict[str, str]  # what each study is (its grid's `about`), by study name, for studies that say
+    unread: list[tuple[Path, str]]  # files that look like a run's or a study's but are not ours to read, and why
 
     @cached_property
     def by_dir(self) -> dict[Path, Run]:
@@ -138,7 +139,7 @@ class Collection:
 
 def collect(folders: list[Path]) -> Collection:
     """Every run under the folders, and every run that a study there planned (study.json)."""
-    plans, abouts = read_plans(folders)
+    plans, abouts, unread = read_plans(folders)
     study_dirs = {p.study_dir for p in plans.values()}
     runs = []
     seen: set[Path] = set()
@@ -149,7 +150,11 @@ def collect(folders: list[Path]) -> Collection:
             if path in seen or run_dir.read_summary() is None:
                 continue
             seen.add(path)
-            config = run_dir.read_config()
+            try:
+                config = run_dir.read_config()
+            except UserError as e:  # another tool's, or a newer version's, config.yaml: one folder, not the report
+                unread.append((config_path, str(e).removeprefix(f"{config_path}: ")))
+                continue
             plan = plans.get(path)
             # a run its study's plan lacks (study.json of an older version kept only the last invocation's runs)
             # belongs to the cell of its planned seeds, whose names differ only in the seed
@@ -168,15 +173,17 @@ def collect(folders: list[Path]) -> Collection:
                     variant=variant or variant_of(config),
                 )
             )
-    collection = Collection(folders, runs, list(plans.values()), abouts)
+    collection = Collection(folders, runs, list(plans.values()), abouts, unread)
     if not runs and not collection.missing:
         raise UserError(f"no runs found under {', '.join(str(f) for f in folders)}: train or run a study first")
     return collection
 
 
-def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]]:
-    """The runs that the studies under the folders plan, by their resolved folder; and each study's `about`."""
+def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str], list[tuple[Path, str]]]:
+    """The runs that the studies under the folders plan, by their resolved folder; each study's `about`; and the
+    study.json files that are no plan of ours."""
     plans: dict[Path, Planned] = {}
+    unread: list[tuple[Path, str]] = []
     described: list[tuple[str, Path, str]] = []  # each study's name, folder and `about`
     for folder in folders:
         if not folder.is_dir():
@@ -184,6 +191,9 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
         for manifest in sorted(folder.rglob("study.json")):
             study_dir = manifest.parent.resolve()
             study = atomic.read_json(manifest)
+            if not isinstance(study, dict) or not isinstance(study.get("runs"), list):
+                unread.append((manifest, "no list of planned runs"))
+                continue
             grid = study.get("grid", {})
             if grid.get("about"):
                 about = grid["about"] + _shortfall(grid, study["runs"]) + _overridden(study.get("overrides") or {})
@@ -201,7 +211,7 @@ def read_plans(folders: list[Path]) -> tuple[dict[Path, Planned], dict[str, str]
     for name, folder, about in described:  # several folders of one study (merged) are told apart by their folders
         label = name if names.count(name) == 1 else f"{name} ({folder.name})"
         abouts[f"{name} ({folder})" if folder_names.count(folder.name) > 1 else label] = about
-    return plans, abouts
+    return plans, abouts, unread
 
 
 def _shortfall(grid: dict[str, Any], runs: list[dict[str, Any]]) -> str:

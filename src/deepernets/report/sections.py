@@ -252,4 +252,7 @@ def problems(collection: Collection) -> list[Block]:
         )
         rows = [[r.label, r.status, r.policy, r.variant] for r in unplanned]
         blocks.append(Table(["run", "status", "policy", "settings"], rows))
+    if collection.unread:
+        blocks.append(Paragraph("Files under the folders that are not runs or plans this version can read, left out:"))
+        blocks.append(Table(["file", "why"], [[str(path), why] for path, why in collection.unread]))
     return blocks
