@@ -38,6 +38,7 @@ def assert_user_error(result, *fragments: str) -> None:
         (["--dataset", "folder:"], ["needs a path"]),
         (["--head", "classic", "--model", "resnet20"], ["no option head"]),
         (["--device", "cpu", "--cuda-graphs"], ["--cuda-graphs needs a CUDA GPU"]),
+        (["--model", "resnet18", "--batch-size", "1", "--subset", "64"], ["--batch-size 1 is too small for resnet18"]),
     ],
 )
 def test_bad_flags(tmp_path, run_in_process, args, fragments):

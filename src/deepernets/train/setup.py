@@ -70,6 +70,9 @@ def build_parts(
     eval_batch = 2 * config.batch_size
     torch.manual_seed(config.seed)
     model = models.build(config.model, dataset.in_channels, dataset.num_classes, **config.model_options)
+    if config.batch_size < 2 and any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        raise UserError(f"--batch-size 1 is too small for {config.model}: its batch norm needs at least 2 images per "
+                        "step to train; use --batch-size 2 or more")  # fmt: skip
     return Parts(
         dataset=dataset,
         model=place_model(model, world.device, precision, (dataset.in_channels, config.image_size, config.image_size)),
