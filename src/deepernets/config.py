@@ -79,8 +79,9 @@ class RunConfig:
         "batches (0: keep the running averages)", minimum=0, metavar="BATCHES",
     )  # fmt: skip
     shift: int | None = setting(
-        None, "shift training images by up to PIXELS, zero filled (default: 4 for CIFAR-like data, which is also "
-        "mirrored; 0 for digits, which never are)", minimum=0, metavar="PIXELS",
+        None, "shift training images by up to PIXELS of the stored image (before any resize to --image-size), zero "
+        "filled (default: 4 for CIFAR-like data, which is also mirrored; 0 for digits, which never are)", minimum=0,
+        metavar="PIXELS",
     )  # fmt: skip
     flip: bool | None = setting(
         None, "mirror half the training images left-right (default: yes for CIFAR-like data and image folders of "
