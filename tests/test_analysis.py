@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import json
 import re
 
 import pytest
@@ -164,6 +165,11 @@ def test_training_and_evaluate_write_per_class_scores_and_confidently_wrong_imag
 
     printed = run_cli("evaluate", str(tiny_run), cwd=tiny_run.parent)
     assert printed.returncode == 0, printed.stderr
+    summary = json.loads((tiny_run / "summary.json").read_text())  # evaluated in the precision it trained in
+    assert (
+        f"in {summary['precision']} (the run recorded {summary['final_test_acc']:.2f}% in {summary['precision']})"
+        in (printed.stdout.splitlines()[0])
+    )
     assert "precision   recall       F1  images" in printed.stdout
     first = rows[0]
     assert f"{float(first['precision']):.2f}%" in printed.stdout.splitlines()[3]
@@ -223,6 +229,43 @@ def test_an_export_that_disagrees_fails_and_leaves_no_file(tiny_run, tmp_path, m
     assert cli.main(["export", str(tiny_run), "--format", "torchscript", "--out", str(out)]) == 1
     assert "export failed" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_replaces_no_existing_file_unless_forced(tiny_run, tmp_path):
+    mine = tmp_path / "mine.pt"
+    mine.write_text("the user's own file")
+    with pytest.raises(UserError, match=r"--out .*mine.pt exists: choose another file, or pass --force to replace it"):
+        export.export_run(tiny_run, "torchscript", mine)
+    assert mine.read_text() == "the user's own file"
+    with pytest.raises(UserError, match=r"is a folder: name the file, such as .*model.torchscript.pt"):
+        export.export_run(tiny_run, "torchscript", tmp_path)
+    assert export.export_run(tiny_run, "torchscript", mine, force=True).agreement >= 99.9
+
+
+def test_a_run_that_did_not_finish_is_used_with_a_note(tmp_path):
+    assert predict.unfinished("runs/r", {"status": "diverged", "epochs_completed": 3}) == (
+        "runs/r diverged; its checkpoint is of epoch 3, its last good one"
+    )
+    assert "has not finished (status running); its checkpoint is of epoch 1" in predict.unfinished(
+        "runs/r", {"status": "running", "epochs_completed": 1}
+    )
+    assert predict.unfinished("runs/r", {"status": "finished"}) is None
+    run = RunDir(tmp_path / "boom")
+    run.write_config(RunConfig(dataset="mnist"))
+    run.write_summary({"status": "diverged", "epochs_completed": 0})
+    with pytest.raises(UserError, match="boom diverged in its first epoch and has no checkpoint: train another run"):
+        predict.load_run(run.path)
+
+
+def test_a_run_is_evaluated_in_the_precision_it_trained_in_where_this_device_has_it(monkeypatch):
+    from deepernets.train import device
+
+    cpu = torch.device("cpu")
+    for native in (False, True):
+        monkeypatch.setattr(device, "cpu_supports_bf16", lambda native=native: native)
+        assert predict.evaluation_precision("fp32", cpu).name == "fp32"
+        assert predict.evaluation_precision("bf16", cpu).name == ("bf16" if native else "fp32")  # never emulated
+        assert predict.evaluation_precision(None, cpu).name == ("bf16" if native else "fp32")
 
 
 def test_onnx_export_without_its_packages_is_one_line(monkeypatch):

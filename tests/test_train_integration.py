@@ -151,6 +151,25 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, data_dir):
     b = torch.load(tmp_path / "runs/whole/checkpoints/last.pt", weights_only=True)["model"]
     assert same_tensors(a, b)
 
+    # Killed between the last checkpoint and metrics.csv, then moved and renamed, with the `name: null` that older
+    # versions saved: `--config RUN/config.yaml --resume` from another directory resumes RUN, and its metrics.csv
+    # is the checkpoint's again.
+    moved = tmp_path / "moved" / "renamed"
+    moved.parent.mkdir()
+    (tmp_path / "runs/whole").rename(moved)
+    (moved / "metrics.csv").write_text("".join((moved / "metrics.csv").read_text().splitlines(True)[:3]))
+    summary = json.loads((moved / "summary.json").read_text())
+    (moved / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    (moved / "config.yaml").write_text((moved / "config.yaml").read_text().replace("name: whole", "name: null"))
+    (tmp_path / "elsewhere").mkdir()
+    resumed = run_cli("train", "--config", str(moved / "config.yaml"), "--resume", cwd=tmp_path / "elsewhere")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {moved} after epoch 3" in resumed.stdout and not (tmp_path / "elsewhere/runs").exists()
+    assert [[r[k] for k in keys] for r in metrics(moved)] == [
+        [r[k] for k in keys] for r in metrics(tmp_path / "runs/killed")
+    ]
+    assert json.loads((moved / "summary.json").read_text())["final_test_acc"] == float(metrics(moved)[-1]["val_acc"])
+
 
 @pytest.mark.slow  # keeps the default run inside the CI budget; run with -m slow
 def test_a_run_with_every_training_feature_on_resumes_to_equal_an_uninterrupted_one(tmp_path, data_dir):

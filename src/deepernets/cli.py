@@ -46,11 +46,15 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def run_config(args: argparse.Namespace) -> RunConfig:
-    """The run's settings: --config, then --preset over it, then the flags given."""
+    """The run's settings: --config, then --preset over it, then the flags given. `--config RUN/config.yaml
+    --resume` resumes RUN, from whichever directory (its config.yaml names runs_dir as it was typed)."""
     files = [args.config] if args.config else []
     files += [study.run_preset_path(args.preset)] if args.preset else []
-    config = RunConfig.from_sources(files, settings.given(args, RunConfig), settings.given(args, ModelOptions))
-    return config
+    flags = settings.given(args, RunConfig)
+    run = Path(args.config).resolve().parent if args.config else None
+    if getattr(args, "resume", False) and run is not None and (run / "summary.json").exists():
+        flags = {"runs_dir": str(run.parent), "name": run.name, **flags}
+    return RunConfig.from_sources(files, flags, settings.given(args, ModelOptions))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -63,39 +67,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from deepernets.infer import predict
-    from deepernets.run import scores
 
     loaded = predict.load_run(args.run_dir, args.device)
+    note(loaded.note)
     result, confusion = predict.evaluate_run(loaded, flip_tta=args.tta == "flip")
-    classes, path = loaded.data["classes"], loaded.run.path
-    line = f"{path}: test accuracy {result.accuracy:.2f}% on {len(result.labels)} images (loss {result.loss:.4f})"
-    if result.tta is not None:  # beside the single view, which stays the headline
-        tta = result.tta
-        line += f"; with flip TTA (image and mirror, softmax averaged) {tta.accuracy:.2f}% (loss {tta.loss:.4f})"
-    print(line)
-    width = max(len("class"), *(len(c) for c in classes))
-    print("per class (recall is the class's accuracy):")
-    print(f"{'class':<{width}}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'images':>6}")
-    counts = confusion.tolist()
-    for c, s in zip(classes, scores.per_class_scores(counts), strict=True):
-        print(f"{c:<{width}}  {s.precision:>8.2f}%  {s.recall:>6.2f}%  {s.f1:>6.2f}%  {s.images:>6}")
-    print("most confused: " + scores.format_pairs(scores.most_confused_pairs(counts, classes, args.top)))
-    wrong = int((result.predictions != result.labels).sum())
-    print(f"{wrong} test images wrong; the most confidently wrong are in confidently_wrong.csv and its picture")
-    files = ["confusion.csv", "per_class.csv", "confidently_wrong.csv", "plots/confusion.png"]
-    files += ["plots/confidently_wrong.png"] if wrong else []
-    print("wrote " + ", ".join(str(path / f) for f in files))
+    print("\n".join(predict.evaluation_lines(loaded, result, confusion, args.top)))
     return 0
 
 
+def note(text: str | None) -> None:
+    if text:
+        print(f"deepernets: note: {text}", file=sys.stderr)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from deepernets.infer import export
+    from deepernets.infer import export, predict
 
     try:
-        result = export.export_run(args.run_dir, args.format, args.out)
+        result = export.export_run(args.run_dir, args.format, args.out, args.force)
     except export.ExportMismatch as e:
         print(f"deepernets: export failed: {e}", file=sys.stderr)
         return 1
+    note(predict.unfinished(args.run_dir, result.recorded))
     print(f"wrote {result.path}")
     print(f"input: {result.input}")
     print(
@@ -130,6 +123,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from deepernets.infer import predict
 
     loaded = predict.load_run(args.run_dir, args.device)
+    note(loaded.note)
     for path, top in zip(args.images, predict.predict(loaded, args.images, args.top), strict=True):
         print(f"{path}: " + ", ".join(f"{name} {p:.1%}" for name, p in top))
     return 0
@@ -227,6 +221,7 @@ def build_parser() -> Parser:
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["onnx", "torchscript"], required=True)
     p.add_argument("--out", help="the file to write (default RUN/model.onnx or RUN/model.torchscript.pt)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("lr-find", help="LR range test: suggest a learning rate")

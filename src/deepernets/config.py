@@ -140,6 +140,8 @@ class RunConfig:
         if self.cutout > self.image_size:
             raise UserError(f"--cutout must be a square's side from 0 (off) to --image-size {self.image_size}, "
                             f"got {self.cutout}")  # fmt: skip
+        if self.name is not None and (self.name in (".", "..") or any(sep in self.name for sep in "/\\")):
+            raise UserError(f"--name must be a folder name, without / or \\ and not . or .., got {self.name!r}")
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise UserError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]' (in the "
                             "repository)")  # fmt: skip
@@ -227,9 +229,11 @@ def shortfall(enough_images: dict[str, int], subsets: Iterable[tuple[str, int | 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise UserError(f"cannot read config file {path}: it is not UTF-8 text") from None
     except (OSError, yaml.YAMLError) as e:
         raise UserError(f"cannot read config file {path}: {e}".splitlines()[0]) from None
     if not isinstance(values, dict):

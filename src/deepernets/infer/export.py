@@ -67,9 +67,10 @@ class Exported:
     recorded: dict[str, Any]  # the run's summary.json, whose accuracy may differ a little (bf16, its own device)
 
 
-def export_run(run_path: str | Path, fmt: str, out: str | Path | None = None) -> Exported:
+def export_run(run_path: str | Path, fmt: str, out: str | Path | None = None, force: bool = False) -> Exported:
     """Write the run's model to `out` (default RUN/model.onnx or RUN/model.torchscript.pt) once it has passed the
-    check on the run's test set; raise ExportMismatch, leaving no file, when it agrees on under 99.9% of images."""
+    check on the run's test set; raise ExportMismatch, leaving no file, when it agrees on under 99.9% of images.
+    An existing `out` other than the default is replaced only with `force`."""
     if fmt == "onnx":
         missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
         if missing:
@@ -80,7 +81,12 @@ def export_run(run_path: str | Path, fmt: str, out: str | Path | None = None) ->
     size, classes = info["image_size"], info["classes"]
     described = INPUT.format(channels=info["in_channels"], size=size, classes=len(classes))
     metadata = json.dumps({"classes": classes, "input": described, "run": run.name})
-    out = Path(out) if out else run.path / f"model{SUFFIXES[fmt]}"
+    default = run.path / f"model{SUFFIXES[fmt]}"
+    out = Path(out) if out else default
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: name the file, such as {out / default.name}")
+    if out.exists() and out.resolve() != default.resolve() and not force:
+        raise UserError(f"--out {out} exists: choose another file, or pass --force to replace it")
     pixels, labels, reference = check_set(run, model, info)
     checked: dict[str, float] = {}
 

@@ -12,6 +12,7 @@ from deepernets import data, models
 from deepernets.data.formats import read_image
 from deepernets.data.subset import subset_indices, take_subset
 from deepernets.errors import UserError
+from deepernets.run import scores
 from deepernets.run.folder import RunDir
 from deepernets.train import checkpoint, evaluate, progress
 from deepernets.train.device import Precision, place_model, resolve_device, resolve_precision
@@ -24,6 +25,11 @@ class LoadedRun:
     data: dict[str, Any]  # classes, mean, std, in_channels, image_size, stored_size (newer checkpoints)
     precision: Precision
     device: torch.device
+    recorded: dict[str, Any]  # its summary.json: status, precision, final accuracy
+
+    @property
+    def note(self) -> str | None:
+        return unfinished(self.run.path, self.recorded)
 
     def batches(self, images: torch.Tensor, labels: torch.Tensor) -> data.Batches:
         return data.Batches(
@@ -43,6 +49,9 @@ def plain_model(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
     without place_model's CPU layer swaps; and its data info (classes, mean, std, in_channels, image_size)."""
     if not run.exists():
         raise UserError(f"{run.path} is not a run directory (no config.yaml): pass a folder under runs/")
+    if run.status() == "diverged" and not run.checkpoint_path.exists():
+        raise UserError(f"{run.path} diverged in its first epoch and has no checkpoint: train another run (a lower "
+                        "--lr, say)")  # fmt: skip
     config = run.read_config()
     state = checkpoint.load(run.checkpoint_path)
     info = state["data"]
@@ -54,12 +63,31 @@ def plain_model(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
 def load_run(path: str | Path, device: str = "auto") -> LoadedRun:
     run = RunDir(path)
     model, info = plain_model(run)
-    config = run.read_config()
     target = resolve_device(device)
-    precision = resolve_precision("auto" if config.precision == "fp16" else config.precision, target)
+    recorded = run.read_summary() or {}
+    precision = evaluation_precision(recorded.get("precision"), target)
     size = info["image_size"]
     model = place_model(model, target, precision, (info["in_channels"], size, size)).eval()
-    return LoadedRun(run, model, info, precision, target)
+    return LoadedRun(run, model, info, precision, target, recorded)
+
+
+def evaluation_precision(trained: str | None, device: torch.device) -> Precision:
+    """The precision the run trained in where this device runs it natively, so that the accuracy is the run's;
+    else the device's own (bf16 emulated on a CPU without it would take an hour where fp32 takes a minute)."""
+    native = resolve_precision("auto", device)
+    if trained in ("fp32", native.name) or (trained == "fp16" and device.type == "cuda"):
+        return resolve_precision(trained, device)
+    return native
+
+
+def unfinished(path: str | Path, summary: dict[str, Any]) -> str | None:
+    """A note for a run that did not finish: its checkpoint is the last epoch it saved, not a finished run's."""
+    status, epochs = summary.get("status"), summary.get("epochs_completed", 0)
+    if status == "diverged":
+        return f"{path} diverged; its checkpoint is of epoch {epochs}, its last good one"
+    if status not in (None, "finished"):
+        return f"{path} has not finished (status {status}); its checkpoint is of epoch {epochs}"
+    return None
 
 
 def run_dataset(run: RunDir, info: dict[str, Any]) -> data.Dataset:
@@ -83,6 +111,33 @@ def evaluate_run(loaded: LoadedRun, flip_tta: bool = False) -> tuple[evaluate.Ev
     test_indices = subset_indices(len(dataset.test_labels), config.test_subset)
     evaluate.write_results(loaded.run, result, dataset.classes, images, test_indices, dataset.test_files)
     return result, evaluate.confusion_matrix(result.predictions, result.labels, len(dataset.classes))
+
+
+def evaluation_lines(
+    loaded: LoadedRun, result: evaluate.Evaluation, confusion: torch.Tensor, top_pairs: int
+) -> list[str]:
+    """What `evaluate` prints: the accuracy beside the run's own, per-class scores, the most-confused pairs and the
+    files it wrote."""
+    classes, path, recorded = loaded.data["classes"], loaded.run.path, loaded.recorded
+    line = f"{path}: test accuracy {result.accuracy:.2f}% on {len(result.labels)} images (loss {result.loss:.4f}) "
+    line += f"in {loaded.precision.name}"
+    if recorded.get("final_test_acc") is not None:
+        line += f" (the run recorded {recorded['final_test_acc']:.2f}% in {recorded.get('precision')})"
+    if result.tta is not None:  # beside the single view, which stays the headline
+        tta = result.tta
+        line += f"; with flip TTA (image and mirror, softmax averaged) {tta.accuracy:.2f}% (loss {tta.loss:.4f})"
+    width = max(len("class"), *(len(c) for c in classes))
+    lines = [line, "per class (recall is the class's accuracy):"]
+    lines.append(f"{'class':<{width}}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'images':>6}")
+    counts = confusion.tolist()
+    for c, s in zip(classes, scores.per_class_scores(counts), strict=True):
+        lines.append(f"{c:<{width}}  {s.precision:>8.2f}%  {s.recall:>6.2f}%  {s.f1:>6.2f}%  {s.images:>6}")
+    lines.append("most confused: " + scores.format_pairs(scores.most_confused_pairs(counts, classes, top_pairs)))
+    wrong = int((result.predictions != result.labels).sum())
+    lines.append(f"{wrong} test images wrong; the most confidently wrong are in confidently_wrong.csv and its picture")
+    files = ["confusion.csv", "per_class.csv", "confidently_wrong.csv", "plots/confusion.png"]
+    files += ["plots/confidently_wrong.png"] if wrong else []
+    return [*lines, "wrote " + ", ".join(str(path / f) for f in files)]
 
 
 def read_images(paths: list[str], channels: int, size: int) -> torch.Tensor:

@@ -109,6 +109,8 @@ def _train(
     info = artifacts.run_info(config, parts, precision, world, lr_finder_info)
     if world.is_main:
         run.write_config(config)
+        if history:  # a resume: as the checkpoint has it (a kill between their writes leaves it an epoch short)
+            run.write_metrics(history)
         run.write_summary(artifacts.summarize(config, history, "running", info))
         log(artifacts.start_line(run, config, info))
 

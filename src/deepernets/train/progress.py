@@ -18,7 +18,7 @@ def open_run(run: RunDir, config: RunConfig, resume: bool) -> tuple[RunConfig, d
         return config, None
     if not resume:
         raise UserError(f"run {run.path} already exists: pass --resume to continue it, or --name to start another")
-    saved = run.read_config()
+    saved = run.read_config().replace(name=run.name)  # the folder names the run (older versions saved name: null)
     if config.lr == "auto":
         config = config.replace(lr=saved.lr)
     differences = [k for k, v in config.to_dict().items() if saved.to_dict()[k] != v and k not in WHERE_SETTINGS]
