@@ -61,6 +61,34 @@ def test_cache_entry_of_another_format_version_is_not_served(tmp_path, monkeypat
     assert fresh.max() > 0 and train_y.tolist() == [3, 7, 42]
 
 
+def test_class_names_that_do_not_fit_the_labels_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPERNETS_CACHE", str(tmp_path / "cache"))
+    write_cifar100_binary(tmp_path / "data", [3, 7, 42], [99])
+    names = tmp_path / "data/cifar100/cifar-100-binary/fine_label_names.txt"
+    names.write_text("\n".join(f"coarse{i}" for i in range(20)))  # the coarse list under the fine list's name
+    with pytest.raises(UserError, match="fine_label_names.txt names 20 classes where the labels have 100: fetch it"):
+        data.load("cifar100", tmp_path / "data", download=False)
+    names.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(UserError, match="fine_label_names.txt is not a text file of class names: fetch it again"):
+        data.load("cifar100", tmp_path / "data", download=False)
+
+
+def test_verifying_reads_the_files_a_cache_entry_was_made_from(tmp_path, monkeypatch):
+    """`deepernets data` checks the files themselves: one damaged in place can keep its size and time."""
+    monkeypatch.setenv("DEEPERNETS_CACHE", str(tmp_path / "cache"))
+    write_cifar100_binary(tmp_path / "data", [3, 7, 42], [99])
+    found = sources.find("cifar100", tmp_path / "data")
+    sources.load_arrays("cifar100", found)
+    train = tmp_path / "data/cifar100/cifar-100-binary/train.bin"
+    stat, damaged = train.stat(), bytearray(train.read_bytes())
+    damaged[1] = 150  # a label no class has
+    train.write_bytes(bytes(damaged))
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert sources.load_arrays("cifar100", found)[0][1].tolist() == [3, 7, 42]  # served from the cache
+    with pytest.raises(UserError, match="150"):
+        sources.load_arrays("cifar100", found, verify=True)
+
+
 def test_a_fresh_load_warns_nothing(tmp_path):
     """Parsers return read-only views of the files' bytes; turned into tensors as they are, torch warned on stderr
     (once per process, hence a process of its own)."""

@@ -149,7 +149,7 @@ def cmd_data(args: argparse.Namespace) -> int:
             print(f"{name:<14} not found")
             continue
         try:
-            (train_x, _, test_x, _, _), verified = sources.load_arrays(name, found)
+            (train_x, _, test_x, _, _), verified = sources.load_arrays(name, found, verify=True)
         except UserError as e:
             print(f"{name:<14} {found.folder}  FAILED: {e}")
             continue

@@ -148,6 +148,17 @@ def parse_cifar_python(
     return pixels.reshape(-1, 3, 32, 32), check_labels(path, labels, num_classes)
 
 
+def class_names(path: Path, data: bytes, count: int) -> list[str]:
+    """A text file of class names, one per line, as CIFAR's binary versions have them (no MD5 is published)."""
+    try:
+        names = data.decode().split()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file of class names: fetch it again") from None
+    if len(names) != count:
+        raise UserError(f"{path} names {len(names)} classes where the labels have {count}: fetch it again")
+    return names
+
+
 def cifar_python_classes(path: Path, data: bytes, key: str) -> list[str]:
     meta = unpickle_plain(path, data)
     return [n.decode() if isinstance(n, bytes) else str(n) for n in meta[key]]

@@ -74,7 +74,7 @@ def _cifar10(folder: Path, read: Callable[[str], bytes], binary: bool) -> Arrays
     test_x, test_y = part("test_batch")
     if binary:
         meta = folder / "batches.meta.txt"
-        classes = meta.read_text().split() if meta.exists() else CIFAR10_CLASSES
+        classes = formats.class_names(meta, meta.read_bytes(), 10) if meta.exists() else CIFAR10_CLASSES
     else:
         classes = formats.cifar_python_classes(folder / "batches.meta", read("batches.meta"), "label_names")
     return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), test_x, test_y, classes)
@@ -90,7 +90,7 @@ def _cifar100_python(folder: Path, read: Callable[[str], bytes]) -> Arrays:
 def _cifar100_binary(folder: Path, read: Callable[[str], bytes]) -> Arrays:
     train_x, train_y = formats.parse_cifar_binary(folder / "train.bin", read("train.bin"), 100, label_bytes=2)
     test_x, test_y = formats.parse_cifar_binary(folder / "test.bin", read("test.bin"), 100, label_bytes=2)
-    classes = read("fine_label_names.txt").decode().split()
+    classes = formats.class_names(folder / "fine_label_names.txt", read("fine_label_names.txt"), 100)
     return train_x, train_y, test_x, test_y, classes
 
 
@@ -215,14 +215,15 @@ def _cache_path(name: str, found: Found) -> Path:
     return cache_dir() / f"{name}-{key.hexdigest()[:16]}.npz"
 
 
-def load_arrays(name: str, found: Found) -> tuple[Arrays, bool | None]:
+def load_arrays(name: str, found: Found, verify: bool = False) -> tuple[Arrays, bool | None]:
     """The dataset's arrays and whether the MD5s passed (None: no official MD5 known).
 
     The decoded arrays are cached, keyed by CACHE_FORMAT and each file's path, size and modification time,
     because decompressing CIFAR-10's .xz files takes about 10 s; the cache is only written after the MD5s passed.
+    `verify` reads the files themselves (`deepernets data`): a file damaged in place can keep its size and time.
     """
     cached = _cache_path(name, found)
-    if cached.exists():
+    if cached.exists() and not verify:
         try:
             with np.load(cached, allow_pickle=False) as z:
                 arrays = (
