@@ -468,6 +468,9 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     }
     again = budget.fit(planned, grid, tmp_path, cached(probe), lambda line: None)  # a restart: no new probe
     assert len(probed) == 4 and [p.config for p in again] == [p.config for p in sized]
+    more = study.expand(grid, tmp_path, {}, seeds=2)  # sized for one seed, the factor would overrun with two
+    with pytest.raises(UserError, match=r"holds other runs \(another grid, or other seeds\) sized to its budget"):
+        budget.fit(more, grid, tmp_path, cached(probe), lambda line: None)
     same = dataclasses.replace(grid, budget="120s")  # the same budget in other words: the same folder and sizing
     assert [p.config for p in budget.fit(planned, same, tmp_path, cached(probe), lambda line: None)] == [
         p.config for p in sized

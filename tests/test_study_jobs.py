@@ -2,8 +2,12 @@
 
 import dataclasses
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 from conftest import run_cli
@@ -43,6 +47,47 @@ def test_a_study_as_two_jobs_runs_each_run_once_in_one_of_them(tmp_path, data_di
         assert summary["final_test_acc"] > 80.0, (run.name, summary["final_test_acc"])  # real training: chance is 10%
     names = {e["name"] for e in json.loads((tmp_path / "st/study.json").read_text())["runs"]}
     assert names == {run.name for run in runs}
+
+
+FAILING = """
+name: f
+jobs: 2
+base: {{epochs: 1, subset: 512, test_subset: 200, image_size: 16, batch_size: 64, data_dir: {data}}}
+axes: {{dataset: [mnist], model: [resnet20], tta: [flip, none]}}
+"""
+
+
+def test_a_run_that_fails_is_tried_once_per_invocation_and_the_study_exits_3(tmp_path, data_dir):
+    (tmp_path / "f.yaml").write_text(FAILING.format(data=data_dir))  # --tta flip on digits fails as it starts
+    result = run_cli("study", str(tmp_path / "f.yaml"), "--runs-dir", "st", cwd=tmp_path, env=TWO_CORES)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.count("mnist-resnet20-flip-s0 failed:") == 1, result.stdout  # not again by the other job
+    assert "deepernets: some runs failed: see st/failures.json" in result.stderr
+    assert json.loads((tmp_path / "st/mnist-resnet20-none-s0/summary.json").read_text())["status"] == "finished"
+    again = run_cli("study", str(tmp_path / "f.yaml"), "--runs-dir", "st", "--jobs", "1", cwd=tmp_path)
+    assert again.returncode == 3 and "0 finished, 0 diverged, 1 failed, 1 already done" in again.stdout
+
+
+def test_a_terminated_study_stops_its_jobs_instead_of_leaving_them_running(tmp_path, data_dir):
+    (tmp_path / "j.yaml").write_text(GRID.format(data=data_dir))
+    command = [
+        sys.executable,
+        "-m",
+        "deepernets",
+        "study",
+        str(tmp_path / "j.yaml"),
+        "--runs-dir",
+        str(tmp_path / "st"),
+    ]
+    parent = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **TWO_CORES}, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(tmp_path.glob("st/*/log.txt"))) < 2:  # both jobs are training
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=60) == 130
+    jobs = subprocess.run(["pgrep", "-f", f"study_dir: {tmp_path}/st"], capture_output=True, text=True).stdout
+    assert jobs == "", "a job outlived the study"  # each job's command line holds the study folder
+    assert not (tmp_path / "st/failures.json").exists()
 
 
 def test_a_dry_run_probes_the_jobs_together_and_writes_nothing(tmp_path, data_dir):

@@ -167,12 +167,17 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.dry_run:
         study.dry_run(grid, study_dir, overrides, args.seeds, shard)
         return 0
-    run = study.run_jobs if grid.jobs > 1 else study.run_study
-    run(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
+    if grid.jobs > 1:
+        failed = study.run_jobs(grid, study_dir, overrides, seeds=args.seeds, shard=shard)
+    else:
+        failed = study.run_study(grid, study_dir, overrides, seeds=args.seeds, shard=shard)["failed"] > 0
     if args.report:
-        return write_report([study_dir], study_dir)
-    print(f"next: deepernets report {study_dir}")
-    return 0
+        write_report([study_dir], study_dir)
+    else:
+        print(f"next: deepernets report {study_dir}")
+    if failed:  # the report lists them; running the study again tries them again
+        print(f"deepernets: some runs failed: see {study_dir / 'failures.json'}", file=sys.stderr)
+    return 3 if failed else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import yaml
 
 from deepernets.errors import UserError
 from deepernets.study.grid import Grid
-from deepernets.study.jobs import INTERRUPTED
+from deepernets.study.jobs import INTERRUPTED, RUNS_FAILED
 from deepernets.study.runner import run_study
 
 
@@ -18,15 +18,15 @@ def main(spec: dict[str, Any]) -> int:
 
     keep_freed_memory_mapped()  # as the deepernets command does
     try:
-        run_study(Grid(**spec["grid"]), Path(spec["study_dir"]), spec["overrides"], seeds=spec["seeds"],
-                  shard=tuple(spec["shard"]))  # fmt: skip
+        counts = run_study(Grid(**spec["grid"]), Path(spec["study_dir"]), spec["overrides"], seeds=spec["seeds"],
+                           shard=tuple(spec["shard"]), since=spec["since"])  # fmt: skip
     except (UserError, OSError) as e:
         print(f"error: {' '.join(str(e).split())}")
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished epochs are saved, continue by running the study again")
         return INTERRUPTED
-    return 0
+    return RUNS_FAILED if counts["failed"] else 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ one factor, chosen from a short probe of the speed here, so that the whole study
 machine. The factor is kept in the study folder's budget.json, so a restarted study plans the same runs."""
 
 import contextlib
+import hashlib
 import math
 import re
 import time
@@ -46,6 +47,12 @@ def fit(
     # a dry run (save=False) writes nothing, not even the study folder that the lock would create
     with locks.lock(study_dir / ".budget.lock") if save else contextlib.nullcontext():
         kept = atomic.read_json(path) if path.exists() else {}
+        plan = hashlib.sha256(" ".join(sorted(p.name for p in planned)).encode()).hexdigest()[:16]
+        if kept.get("plan", plan) != plan and save:  # budget.json files of older versions have no plan
+            raise UserError(
+                f"{study_dir} holds other runs (another grid, or other seeds) sized to its budget of "
+                f"{kept['budget']}: give these a folder of their own (--runs-dir)"
+            )
         if kept and seconds(kept["budget"]) == seconds(grid.budget):  # 780s is 13m
             factor, enough_s = kept["factor"], kept.get("enough_s")
         elif kept and save:
@@ -58,6 +65,7 @@ def fit(
             if save:
                 kept = {
                     "budget": grid.budget,
+                    "plan": plan,  # the runs sized: other runs need a factor of their own
                     "factor": factor,
                     "enough_s": enough_s,
                     "time": time.strftime("%Y-%m-%d"),

@@ -27,7 +27,7 @@ def dry_run(
 
     planned = expand(grid, study_dir, overrides, seeds)
     check_setup(planned)  # the data every probe reads, loaded (or downloaded) once
-    jobs = grid.jobs_at_once(len(planned))
+    jobs = grid.jobs_at_once(len(planned[shard[0] :: shard[1]]))  # as many as this shard starts
     with probing(jobs) as probe_once:
         planned = budget.fit(planned, grid, study_dir, probe_once, log, save=False)
         planned = planned[shard[0] :: shard[1]]

@@ -17,6 +17,8 @@ from deepernets.study.grid import Grid, PlannedRun, expand
 from deepernets.study.plan import write_manifest
 from deepernets.train.device import check_cuda_graphs, resolve_device, resolve_precision
 
+FAILURE_TIME = "%Y-%m-%d %H:%M:%S"  # local time, as failures.json records it; it sorts as it runs
+
 
 def run_study(
     grid: Grid,
@@ -26,9 +28,16 @@ def run_study(
     seeds: int | None = None,
     shard: tuple[int, int] = (0, 1),
     log: Callable[[str], None] = print,
+    since: str | None = None,
 ) -> dict[str, int]:
-    """Run this shard's share of the grid; return how many runs ended in each state."""
+    """Run this shard's share of the grid; return how many runs ended in each state.
+
+    `since` is when this invocation started (FAILURE_TIME), where it runs as several jobs: a run that another of
+    them has tried and failed since then is not tried again.
+    """
     from deepernets.train import fit  # training's imports take seconds: only when a study runs
+
+    since = since or time.strftime(FAILURE_TIME)
 
     planned = expand(grid, study_dir, overrides, seeds)
     check_setup(planned[shard[0] :: shard[1]])
@@ -38,12 +47,18 @@ def run_study(
     counts = {"finished": 0, "diverged": 0, "skipped": 0, "busy": 0, "failed": 0}
     started, trained_time, trained = time.time(), 0.0, 0
     for i, run in enumerate(mine, 1):
-        if RunDir(study_dir / run.name).status() in DONE:
+        run_dir = RunDir(study_dir / run.name)
+        if run_dir.status() in DONE:
             counts["skipped"] += 1
+            continue
+        if failed_since(study_dir, run.name, since):
+            counts["failed"] += 1
+            log(f"[{i}/{len(mine)}] {run.name} failed in another job of this study (see failures.json)")
             continue
         # the runs left in this list, shared with any other jobs of the study on this machine
         left = (len(mine) - i + 1) * trained_time / trained / grid.jobs_at_once(len(mine)) if trained else math.nan
         log(f"[{i}/{len(mine)}] {run.name} | elapsed {duration(time.time() - started)} | left {duration(left)}")
+        whole = not run_dir.checkpoint_path.exists()  # only whole runs tell the time a run takes
         run_started = time.time()
         try:
             config, lr_finder = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
@@ -64,8 +79,9 @@ def run_study(
             log(f"[{i}/{len(mine)}] {run.name} failed: {error}")
             continue
         record_failure(study_dir, run.name, None)
-        trained_time += time.time() - run_started
-        trained += 1
+        if whole:
+            trained_time += time.time() - run_started
+            trained += 1
         counts[summary.get("status", "finished")] += 1
     log(
         f"study {grid.name}: {counts['finished']} finished, {counts['diverged']} diverged, {counts['failed']} failed, "
@@ -91,6 +107,12 @@ def check_setup(planned: list[PlannedRun]) -> None:
         data.load(dataset, data_dir, download, size)
 
 
+def failed_since(study_dir: Path, name: str, since: str) -> bool:
+    path = study_dir / "failures.json"
+    failure = atomic.read_json(path).get(name) if path.exists() else None
+    return failure is not None and failure["time"] >= since
+
+
 def record_failure(study_dir: Path, name: str, error: str | None) -> None:
     """failures.json: the last error of each run that failed and has not finished since (the report lists them)."""
     path = study_dir / "failures.json"
@@ -101,5 +123,5 @@ def record_failure(study_dir: Path, name: str, error: str | None) -> None:
         if error is None:
             del failures[name]
         else:
-            failures[name] = {"error": error, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+            failures[name] = {"error": error, "time": time.strftime(FAILURE_TIME)}
         atomic.write_json(path, failures)
