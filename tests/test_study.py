@@ -148,6 +148,15 @@ def test_bad_grid(tmp_path, grid, message):
         study.load_grid(str(tmp_path / "bad.yaml"))
 
 
+def test_a_grid_that_would_train_one_setting_under_two_names_is_refused(tmp_path):
+    (tmp_path / "g.yaml").write_text("axes: {dataset: [mnist], label_smoothing: [0.1, 1e-1], epochs: [1, 2]}\n")
+    grid = study.load_grid(str(tmp_path / "g.yaml"))
+    with pytest.raises(UserError, match="runs mnist-0.1-1-s0 and mnist-1e-1-1-s0 have the same settings"):
+        study.expand(grid, tmp_path, {})
+    with pytest.raises(UserError, match="grid g: --epochs sets one of its axes for every run"):
+        study.expand(grid, tmp_path, {"epochs": 3})
+
+
 @pytest.mark.parametrize(("axis", "message"), [("model", "unknown model 'resnet21'"), ("dataset", "unknown dataset")])
 def test_a_grid_naming_an_unknown_model_or_dataset_fails_before_anything_is_written(tmp_path, axis, message):
     (tmp_path / "bad.yaml").write_text(f"name: bad\naxes: {{{axis}: [resnet21]}}\n")

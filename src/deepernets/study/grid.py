@@ -130,6 +130,10 @@ def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | 
     """
     from deepernets.train.setup import check_names  # the registries' checks; training's imports only when needed
 
+    overridden = [key for key in overrides if key in grid.axes]
+    if overridden:  # every value of the axis would train the override's, under its own name
+        flag = "--" + overridden[0].replace("_", "-")
+        raise UserError(f"grid {grid.name}: {flag} sets one of its axes for every run; leave it out, or edit the axis")
     planned = []
     axes = list(grid.axes)
     start = load_yaml(shipped.run_preset_path(grid.preset)) if grid.preset else {}
@@ -150,6 +154,12 @@ def expand(grid: Grid, study_dir: Path, overrides: dict[str, Any], seeds: int | 
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise UserError(f"grid {grid.name}: two cells are both named {duplicate}; make the axis values distinct")
+    first: dict[str, str] = {}  # a run's settings (its name aside) -> the first run with them
+    for p in planned:
+        other = first.setdefault(repr(p.config.replace(name=None)), p.name)
+        if other != p.name:  # 0.1 and 1e-1, say: one number written twice
+            raise UserError(f"grid {grid.name}: runs {other} and {p.name} have the same settings; make the axis "
+                            "values differ")  # fmt: skip
     return planned
 
 
