@@ -43,7 +43,7 @@ def test_yaml_values_are_converted_to_each_settings_type():
         ({"optimizer": "rmsprop"}, "--optimizer must be sgd, adam or adamw, got 'rmsprop'"),
         ({"model_options": ["head"]}, "model_options must be dict"),
         ({"colour": "red"}, "unknown setting(s) colour"),
-        ({"name": "../elsewhere"}, "--name must be a folder name, without / or \\ and not . or .., got '../elsewhere'"),
+        ({"name": "../elsewhere"}, "--name must be a folder name, without / and not . or .., got '../elsewhere'"),
         ({"name": ".."}, "--name must be a folder name"),
     ],
 )

@@ -167,7 +167,7 @@ def test_a_grid_naming_an_unknown_model_or_dataset_fails_before_anything_is_writ
 
 
 def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
-    grid = write_grid(tmp_path, data_dir, models="[resnet20, vgg11_bn]")
+    grid = write_grid(tmp_path, data_dir, models="[resnet20, resnet32]")  # a VGG would take twice the time
     result = run_cli("study", str(grid), "--runs-dir", "st", "--report", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"\[\d/4\] .* \| elapsed .* \| left ", result.stdout)
@@ -177,9 +177,9 @@ def test_tiny_study_and_report_agree_with_the_runs(tmp_path, data_dir):
     rows = {
         line.split(" | ")[0].strip("| "): line
         for line in md.splitlines()
-        if line.startswith(("| resnet20", "| vgg11_bn"))
+        if line.startswith(("| resnet20", "| resnet32"))
     }
-    for model in ("resnet20", "vgg11_bn"):
+    for model in ("resnet20", "resnet32"):
         for policy in ("lr0.01", "scheduler"):
             summary = json.loads((tmp_path / f"st/mnist-{model}-{policy}-s0/summary.json").read_text())
             assert summary["status"] == "finished"
@@ -316,27 +316,6 @@ def test_a_run_that_fails_with_any_error_is_recorded_and_the_study_goes_on(tmp_p
     counts = study.run_study(grid, tmp_path / "st", {"epochs": 1}, log=lines.append)
     assert counts["finished"] == 2 and counts["skipped"] == 2
     assert json.loads((tmp_path / "st/failures.json").read_text()) == {}, "a run that finished is no longer failed"
-
-
-def test_a_run_another_worker_finished_while_its_lr_test_ran_is_counted_as_done_not_trained(
-    tmp_path, data_dir, monkeypatch
-):
-    from deepernets.run.folder import RunDir
-    from deepernets.study import runner
-    from deepernets.train import fit
-
-    def resolve_lr(config, study_dir, steps, log):  # meanwhile, another worker finishes the run
-        RunDir(study_dir / config.name).write_summary({"status": "finished"})
-        return config.replace(lr=0.1), None
-
-    def train(config, **kwargs):
-        raise AssertionError(f"{config.name} was trained again")
-
-    monkeypatch.setattr(runner, "resolve_lr", resolve_lr)
-    monkeypatch.setattr(fit, "train", train)
-    grid = study.load_grid(str(write_grid(tmp_path, data_dir)))
-    counts = study.run_study(grid, tmp_path / "st", {}, log=lambda line: None)
-    assert counts == {"finished": 0, "diverged": 0, "skipped": 2, "busy": 0, "failed": 0}
 
 
 def test_a_later_invocation_adds_to_the_plan_instead_of_replacing_it(tmp_path):

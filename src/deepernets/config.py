@@ -22,6 +22,7 @@ from deepernets.settings import setting
 LR_PICKS = ("valley", "steep", "minimum_tenth", "minimum")  # the LR finder's suggestions, one of which `lr: auto` takes
 FOLDER_PREFIX = "folder:"  # a dataset named folder:PATH is read from an image folder
 LR_FINDER_MIN_STEPS = 20  # fewer points than this cannot show a fall, a minimum and a rise
+SEPARATORS = tuple(filter(None, (os.sep, os.altsep)))  # none of them in a run's name, one folder (altsep: Windows)
 
 
 @dataclass
@@ -140,8 +141,9 @@ class RunConfig:
         if self.cutout > self.image_size:
             raise UserError(f"--cutout must be a square's side from 0 (off) to --image-size {self.image_size}, "
                             f"got {self.cutout}")  # fmt: skip
-        if self.name is not None and (self.name in (".", "..") or any(sep in self.name for sep in "/\\")):
-            raise UserError(f"--name must be a folder name, without / or \\ and not . or .., got {self.name!r}")
+        if self.name is not None and (self.name in (".", "..") or any(sep in self.name for sep in SEPARATORS)):
+            raise UserError(f"--name must be a folder name, without {' or '.join(SEPARATORS)} and not . or .., got "
+                            f"{self.name!r}")  # fmt: skip
         if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise UserError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]' (in the "
                             "repository)")  # fmt: skip

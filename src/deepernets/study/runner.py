@@ -51,34 +51,36 @@ def run_study(
         if run_dir.status() in DONE:
             counts["skipped"] += 1
             continue
-        if failed_since(study_dir, run.name, since):
-            counts["failed"] += 1
-            log(f"[{i}/{len(mine)}] {run.name} failed in another job of this study (see failures.json)")
-            continue
-        # the runs left in this list, shared with any other jobs of the study on this machine
-        left = (len(mine) - i + 1) * trained_time / trained / grid.jobs_at_once(len(mine)) if trained else math.nan
-        log(f"[{i}/{len(mine)}] {run.name} | elapsed {duration(time.time() - started)} | left {duration(left)}")
-        whole = not run_dir.checkpoint_path.exists()  # only whole runs tell the time a run takes
-        run_started = time.time()
-        try:
-            config, lr_finder = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
-            if RunDir(study_dir / run.name).status() in DONE:  # another worker finished it while the test ran
+        # held until a failure is recorded, so that another job of the study sees the run as finished or failed
+        with locks.try_lock(run_dir.lock_path) as locked:
+            if not locked:
+                counts["busy"] += 1
+                log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
+                continue
+            if run_dir.status() in DONE:  # another job finished it since
                 counts["skipped"] += 1
                 continue
-            summary = fit.train(config, resume=True, log=log, lr_finder=lr_finder)
-        except fit.RunBusy:
-            counts["busy"] += 1
-            log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
-            continue
-        except Exception as e:  # one bad cell must not stop the others: record it, go on, retry it next time
-            counts["failed"] += 1
-            error = " ".join(str(e).split()) or type(e).__name__
-            if not isinstance(e, UserError):  # a bug: name the exception so it can be found
-                error = f"{type(e).__name__}: {error}"
-            record_failure(study_dir, run.name, error)
-            log(f"[{i}/{len(mine)}] {run.name} failed: {error}")
-            continue
-        record_failure(study_dir, run.name, None)
+            if failed_since(study_dir, run.name, since):
+                counts["failed"] += 1
+                log(f"[{i}/{len(mine)}] {run.name} failed in another job of this study (see failures.json)")
+                continue
+            # the runs left in this list, shared with any other jobs of the study on this machine
+            left = (len(mine) - i + 1) * trained_time / trained / grid.jobs_at_once(len(mine)) if trained else math.nan
+            log(f"[{i}/{len(mine)}] {run.name} | elapsed {duration(time.time() - started)} | left {duration(left)}")
+            whole = not run_dir.checkpoint_path.exists()  # only whole runs tell the time a run takes
+            run_started = time.time()
+            try:
+                config, lr_finder = resolve_lr(run.config, study_dir, grid.lr_finder_steps, log)
+                summary = fit.train(config, resume=True, log=log, lr_finder=lr_finder, locked=True)
+            except Exception as e:  # one bad cell must not stop the others: record it, go on, retry it next time
+                counts["failed"] += 1
+                error = " ".join(str(e).split()) or type(e).__name__
+                if not isinstance(e, UserError):  # a bug: name the exception so it can be found
+                    error = f"{type(e).__name__}: {error}"
+                record_failure(study_dir, run.name, error)
+                log(f"[{i}/{len(mine)}] {run.name} failed: {error}")
+                continue
+            record_failure(study_dir, run.name, None)
         if whole:
             trained_time += time.time() - run_started
             trained += 1

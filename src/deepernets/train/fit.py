@@ -41,12 +41,14 @@ def train(
     resume: bool = False,
     log: Callable[[str], None] = print,
     lr_finder: dict[str, Any] | None = None,
+    locked: bool = False,
 ) -> dict[str, Any]:
     """Train one run into runs_dir/name and return its summary.
 
     `lr_finder` is the record of a range test run elsewhere (a study's, shared by its cells) that chose config.lr.
     The run folder is locked while it trains, so no two processes train the same run; ranks of one torchrun job
-    share rank 0's lock.
+    share rank 0's lock. `locked`: the caller holds the lock already (a study's runner, until it has recorded how
+    the run ended).
     """
     config.validate()
     check_names(config)
@@ -56,7 +58,7 @@ def train(
     world = distributed.init(config.device)
     run = RunDir(Path(config.runs_dir) / config.name)
     try:
-        if not world.is_main:
+        if not world.is_main or locked:
             return _train(config, run, resume, log, world, lr_finder)
         with locks.try_lock(run.lock_path) as locked:
             if not locked:
