@@ -18,10 +18,23 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+# Modules whose tests train longest, the heaviest first.
+HEAVIEST_MODULES = ("test_train_integration.py", "test_study_jobs.py", "test_study.py", "test_distributed.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that train on the real datasets first: they take longest, and started last they would leave one
-    worker running alone at the end."""
-    items.sort(key=lambda item: "data_dir" not in getattr(item, "fixturenames", ()))
+    """Tests that train on the real datasets first, those of the heaviest modules before the rest: a long test
+    started last leaves one worker running alone at the end. Then they are dealt out alternately to the two halves
+    that test.sh's `--dist worksteal` gives its two workers, so that each starts with long tests and ends with short
+    ones, which the other can take."""
+
+    def order(item: pytest.Item) -> tuple[bool, int]:
+        module = Path(str(item.fspath)).name
+        heavy = HEAVIEST_MODULES.index(module) if module in HEAVIEST_MODULES else len(HEAVIEST_MODULES)
+        return "data_dir" not in getattr(item, "fixturenames", ()), heavy
+
+    items.sort(key=order)
+    items[:] = items[0::2] + items[1::2]
 
 
 def shared_data() -> Path | None:
