@@ -493,6 +493,21 @@ def test_the_estimate_counts_the_ema_models_test_and_flip_tta_s_mirrored_images(
     assert train_featured == train
 
 
+def test_the_estimate_counts_a_range_test_only_where_the_study_folder_lacks_it(tmp_path):
+    from deepernets.study.auto_lr import lr_finder_key
+    from deepernets.study.estimate import estimate_parts, finished_range_tests
+
+    grid = budget_grid(tmp_path)
+    auto = [dataclasses.replace(p, config=p.config.replace(lr="auto")) for p in study.expand(grid, tmp_path, {})[2:3]]
+    ((_, with_test),) = estimate_parts(auto, grid, fake_probe([]))
+    key = lr_finder_key(auto[0].config)
+    (tmp_path / "lr_finder" / key).mkdir(parents=True)
+    (tmp_path / "lr_finder" / key / "result.json").write_text("{}")
+    assert finished_range_tests(tmp_path) == {key}
+    ((_, without_test),) = estimate_parts(auto, grid, fake_probe([]), finished_range_tests(tmp_path))
+    assert with_test - without_test == pytest.approx(grid.lr_finder_steps * 50 / 100)  # steps × batch at 100 img/s
+
+
 def test_range_tests_that_differ_in_their_shifts_are_not_shared():
     from deepernets.study.auto_lr import lr_finder_key
 

@@ -13,13 +13,10 @@ from pathlib import Path
 from deepernets.config import RunConfig, shortfall
 from deepernets.errors import UserError
 from deepernets.run import atomic, locks
-from deepernets.study.estimate import estimate_parts
+from deepernets.study.estimate import RUN_OVERHEAD_S, estimate_parts
 from deepernets.study.grid import TIME, Grid, PlannedRun
 from deepernets.study.probe import Probe
 
-# Seconds each run takes besides its training and evaluation steps: building the model, writing its folder, its
-# plots and its checkpoint. Measured on the 2-core Xeon: about 2 s; counted generously.
-RUN_OVERHEAD_S = 3.0
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 

@@ -1,7 +1,7 @@
 """How long a study's runs should take here (`deepernets study --dry-run`), from a short probe of the speed."""
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,10 @@ from deepernets.run.folder import RunDir
 from deepernets.study.auto_lr import lr_finder_key
 from deepernets.study.grid import Grid, PlannedRun, expand
 from deepernets.study.probe import Probe, jobs_description, probing
+
+# Seconds each run takes besides its training and evaluation steps: building the model, writing its folder, its
+# plots and its checkpoint. Measured on the 2-core Xeon: about 2 s; counted generously.
+RUN_OVERHEAD_S = 3.0
 
 
 def dry_run(
@@ -31,7 +35,7 @@ def dry_run(
     with probing(jobs) as probe_once:
         planned = budget.fit(planned, grid, study_dir, probe_once, log, save=False)
         planned = planned[shard[0] :: shard[1]]
-        seconds = estimate(planned, grid, probe_once)
+        seconds = estimate(planned, grid, probe_once, finished_range_tests(study_dir))
     device = device_description(resolve_device(overrides.get("device", "auto")))
     if jobs > 1:
         device += f" as {jobs_description(jobs)}"
@@ -44,22 +48,33 @@ def dry_run(
     log(f"total ~{duration(sum(seconds) / jobs)} on this device{at_once}")
 
 
-def estimate(planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe]) -> list[float]:
+def estimate(
+    planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe], range_tests_done: Collection[str]
+) -> list[float]:
     """Seconds each run should take here: its training plus everything else (see `estimate_parts`)."""
-    return [train + other for train, other in estimate_parts(planned, grid, probe)]
+    parts = estimate_parts(planned, grid, probe, range_tests_done)
+    return [train + other + RUN_OVERHEAD_S for train, other in parts]
+
+
+def finished_range_tests(study_dir: Path) -> set[str]:
+    """The LR-finder keys (auto_lr.lr_finder_key) whose range test the study folder holds already."""
+    return {path.parent.name for path in (study_dir / "lr_finder").glob("*/result.json")}
 
 
 def estimate_parts(
-    planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe]
+    planned: list[PlannedRun],
+    grid: Grid,
+    probe: Callable[[RunConfig], Probe],
+    range_tests_done: Collection[str] = (),
 ) -> list[tuple[float, float]]:
     """Each run's seconds here in two parts: training (epochs × training images at the probed speed), and the rest.
 
     The rest is evaluation and the batch-norm statistics recomputed before it (`precise_bn`), both counted at three
     times the training speed (forward only) and twice with `ema` (the averaged model is tested too, after its own
     statistics), with the mirrored test images of `tta: flip`; and, for the first run of each LR-finder key, that
-    range test. Pass a `cached` probe, so that runs that train alike share one.
+    range test, unless it is in `range_tests_done`. Pass a `cached` probe, so that runs that train alike share one.
     """
-    finders: set[str] = set()
+    finders = set(range_tests_done)
     parts = []
     for run in planned:
         c = run.config
