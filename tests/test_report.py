@@ -108,6 +108,9 @@ def test_a_cell_says_how_many_planned_seeds_did_not_finish(tmp_path):
     vgg = next(line for line in md.splitlines() if line.startswith("| vgg11_bn |"))
     assert vgg.count("not run yet (n=0 of 3)") == 2  # in the policies' columns, not one named "lr auto"
     assert "lr auto" not in md
+    fake_run(st, next(p for p in planned if p.cell["model"] == "vgg11_bn").config, status="running")
+    vgg = next(line for line in report.build([st], st)[0].read_text().splitlines() if line.startswith("| vgg11_bn |"))
+    assert "| no result yet (n=0 of 3) | not run yet (n=0 of 3) |" in vgg  # one run started in the first
 
 
 def test_the_best_policy_is_not_one_whose_other_seeds_diverged_and_shows_its_n(tmp_path):

@@ -9,11 +9,13 @@ from deepernets.report.collect import CellKey, Collection, Planned, Run
 from deepernets.run.folder import DONE
 
 
-def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinished: int = 0) -> str:
+def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinished: int = 0, started: int = 0) -> str:
     """mean ± std (n) of final accuracies; diverged runs are counted beside n, not averaged in.
 
     When a study planned more runs for the cell than finished, n says of how many, and the planned runs that are
     running, failed or missing are counted as unfinished, so a mean over fewer seeds never passes for the whole cell.
+    A cell without results whose runs have not started is "not run yet"; one with some started (running, or
+    failed after its folder was written), "no result yet".
     """
     n = f"n={len(values)}" + (f" of {planned}" if planned > len(values) else "")
     notes = (f", {diverged} diverged" if diverged else "") + (f", {unfinished} unfinished" if unfinished else "")
@@ -21,7 +23,7 @@ def mean_std(values: list[float], diverged: int = 0, planned: int = 0, unfinishe
         if not notes:
             return "—"
         if not diverged:  # every planned run is still to come (missing, running or failed)
-            return f"not run yet ({n})"
+            return f"{'no result' if started else 'not run'} yet ({n})"
         return f"{'diverged' if not unfinished else '—'} ({n}{notes})"
     if len(values) == 1:
         return f"{values[0]:.2f} ({n}{notes})"
@@ -58,7 +60,8 @@ class Cells:
 
     def summary(self, key: CellKey) -> str:
         """The cell as a table shows it: mean ± std (n of planned, diverged, unfinished), or a dash."""
-        return mean_std(self.finals(key), self.diverged(key), self.planned[key], self.unfinished[key])
+        started = sum(r.status not in DONE for r in self.runs.get(key, []))
+        return mean_std(self.finals(key), self.diverged(key), self.planned[key], self.unfinished[key], started)
 
     def best(self, dataset: str, model: str, variant: str) -> Best | None:
         """The cell of the highest mean among those where no seed diverged (where there are such cells): the mean of
