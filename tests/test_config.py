@@ -52,6 +52,14 @@ def test_bad_settings(values, message):
         RunConfig.from_dict(values).validate()
 
 
+def test_a_config_file_that_is_not_text_is_one_line(tmp_path):
+    from deepernets.config import load_yaml
+
+    (tmp_path / "config.yaml").write_bytes(b"PK\x03\x04\xbf\xff")  # say, an export written over it
+    with pytest.raises(UserError, match=r"cannot read config file .*config.yaml: it is not UTF-8 text"):
+        load_yaml(tmp_path / "config.yaml")
+
+
 def test_default_name_uses_the_folder_name_of_a_folder_dataset():
     config = RunConfig(dataset="folder:~/pets/", epochs=3)
     assert config.default_name() == "resnet20-pets-sgd-lr0.1-onecycle-e3-s0"
