@@ -494,8 +494,8 @@ def test_the_estimate_counts_the_ema_models_test_and_flip_tta_s_mirrored_images(
 
 
 def test_the_estimate_counts_a_range_test_only_where_the_study_folder_lacks_it(tmp_path):
-    from deepernets.study.auto_lr import lr_finder_key
-    from deepernets.study.estimate import estimate_parts, finished_range_tests
+    from deepernets.study.auto_lr import finished_range_tests, lr_finder_key
+    from deepernets.study.estimate import estimate_parts
 
     grid = budget_grid(tmp_path)
     auto = [dataclasses.replace(p, config=p.config.replace(lr="auto")) for p in study.expand(grid, tmp_path, {})[2:3]]

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from deepernets import data, models, settings, study
 from deepernets.config import LRFinderSettings, ModelOptions, RunConfig, dataset_slug
 from deepernets.errors import UserError
+from deepernets.run.folder import RunDir
 from deepernets.train.cpu_speed import keep_freed_memory_mapped
 
 
@@ -52,7 +53,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     files += [study.run_preset_path(args.preset)] if args.preset else []
     flags = settings.given(args, RunConfig)
     run = Path(args.config).resolve().parent if args.config else None
-    if getattr(args, "resume", False) and run is not None and (run / "summary.json").exists():
+    if getattr(args, "resume", False) and run is not None and RunDir(run).summary_path.exists():
         flags = {"runs_dir": str(run.parent), "name": run.name, **flags}
     return RunConfig.from_sources(files, flags, settings.given(args, ModelOptions))
 

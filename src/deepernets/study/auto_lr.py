@@ -18,6 +18,7 @@ LR_FINDER_AUGMENTATION = ("cutout", "mixup", "cutmix")
 # These count whenever set: None is the dataset's default, and 0 or False a choice too (no shift, no mirror where
 # the default shifts and mirrors CIFAR).
 LR_FINDER_DATASET_DEFAULTS = ("shift", "flip")
+RANGE_TESTS, RESULT = "lr_finder", "result.json"  # a study's range tests: STUDY/lr_finder/KEY/result.json
 
 
 def lr_finder_key(config: RunConfig) -> str:
@@ -27,6 +28,11 @@ def lr_finder_key(config: RunConfig) -> str:
     settings.update({k: getattr(config, k) for k in LR_FINDER_DATASET_DEFAULTS if getattr(config, k) is not None})
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{dataset_slug(config.dataset)}-{config.model}-{config.optimizer}-{digest}"
+
+
+def finished_range_tests(study_dir: Path) -> set[str]:
+    """The keys (lr_finder_key) whose range test the study folder holds already."""
+    return {path.parent.name for path in (study_dir / RANGE_TESTS).glob(f"*/{RESULT}")}
 
 
 def resolve_lr(
@@ -41,8 +47,8 @@ def resolve_lr(
     from deepernets.train.lr_finder_run import find_lr  # training's imports take seconds: only when needed
     from deepernets.train.setup import build_local_parts
 
-    out = study_dir / "lr_finder" / lr_finder_key(config)
-    result_path = out / "result.json"
+    out = study_dir / RANGE_TESTS / lr_finder_key(config)
+    result_path = out / RESULT
     with locks.lock(out / ".lock"):
         if not result_path.exists():
             probe = config.replace(seed=0, lr=LRFinderSettings.start_lr)

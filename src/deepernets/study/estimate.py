@@ -7,7 +7,7 @@ from typing import Any
 
 from deepernets.config import RunConfig
 from deepernets.run.folder import RunDir
-from deepernets.study.auto_lr import lr_finder_key
+from deepernets.study.auto_lr import finished_range_tests, lr_finder_key
 from deepernets.study.grid import Grid, PlannedRun, expand
 from deepernets.study.probe import Probe, jobs_description, probing
 
@@ -54,11 +54,6 @@ def estimate(
     """Seconds each run should take here: its training plus everything else (see `estimate_parts`)."""
     parts = estimate_parts(planned, grid, probe, range_tests_done)
     return [train + other + RUN_OVERHEAD_S for train, other in parts]
-
-
-def finished_range_tests(study_dir: Path) -> set[str]:
-    """The LR-finder keys (auto_lr.lr_finder_key) whose range test the study folder holds already."""
-    return {path.parent.name for path in (study_dir / "lr_finder").glob("*/result.json")}
 
 
 def estimate_parts(

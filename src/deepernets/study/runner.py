@@ -48,16 +48,13 @@ def run_study(
     started, trained_time, trained = time.time(), 0.0, 0
     for i, run in enumerate(mine, 1):
         run_dir = RunDir(study_dir / run.name)
-        if run_dir.status() in DONE:
-            counts["skipped"] += 1
-            continue
         # held until a failure is recorded, so that another job of the study sees the run as finished or failed
         with locks.try_lock(run_dir.lock_path) as locked:
             if not locked:
                 counts["busy"] += 1
                 log(f"[{i}/{len(mine)}] {run.name}: another worker is running it, skipped")
                 continue
-            if run_dir.status() in DONE:  # another job finished it since
+            if run_dir.status() in DONE:
                 counts["skipped"] += 1
                 continue
             if failed_since(study_dir, run.name, since):

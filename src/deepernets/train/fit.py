@@ -60,8 +60,8 @@ def train(
     try:
         if not world.is_main or locked:
             return _train(config, run, resume, log, world, lr_finder)
-        with locks.try_lock(run.lock_path) as locked:
-            if not locked:
+        with locks.try_lock(run.lock_path) as held:
+            if not held:
                 raise RunBusy(
                     f"run {run.path} is being trained by another process: wait for it, or pass another --name"
                 )
