@@ -423,13 +423,15 @@ def budget_grid(tmp_path: Path, extra: str = "") -> study.Grid:
     return study.load_grid(str(tmp_path / "b.yaml"))
 
 
-def fake_probe(probed: list[str]) -> Callable:
-    """resnet44 trains at half resnet20's speed; no training needed to test the arithmetic."""
+def fake_probe(probed: list[str], splits: dict[str, int] | None = None) -> Callable:
+    """resnet44 trains at half resnet20's speed; no training needed to test the arithmetic. `splits`: the training
+    images of each dataset (default 50,000)."""
     from deepernets.study.probe import Probe
 
     def probe(config):
         probed.append(config.model)
-        return Probe(images_per_s=100.0 if config.model == "resnet20" else 50.0, split_images=50_000, test_images=300)
+        speed = 100.0 if config.model == "resnet20" else 50.0
+        return Probe(images_per_s=speed, split_images=(splits or {}).get(config.dataset, 50_000), test_images=300)
 
     return probe
 
@@ -476,6 +478,34 @@ def test_a_budget_scales_every_subset_by_one_factor_and_keeps_it(tmp_path):
     ):
         budget.fit(planned, short, tmp_path / "elsewhere", cached(probe), lambda line: None)
     assert budget.seconds("1.5h") == 5400 and budget.seconds("90") == 90
+
+
+def test_a_budget_gives_no_run_more_images_than_its_dataset_has_and_the_time_left_to_the_others(tmp_path):
+    from deepernets.study import budget
+    from deepernets.study.probe import cached
+
+    # mnist 1,000 and cifar10 3,000 images, 2 epochs, resnet20 and resnet44: ten minutes would give ×2.4
+    grid = dataclasses.replace(budget_grid(tmp_path), budget="10m")
+    planned = study.expand(grid, tmp_path, {})
+    lines: list[str] = []
+    sized = budget.fit(planned, grid, tmp_path, cached(fake_probe([], {"mnist": 1_500})), lines.append)
+    kept = json.loads((tmp_path / "budget.json").read_text())
+    evaluation = 2 * (300 + 2 * 50) / 3 * (2 / 100 + 2 / 50)
+    left = 600 - 4 * budget.RUN_OVERHEAD_S - evaluation
+    per_image = 2 * (1 / 100 + 1 / 50)  # both models, 2 epochs
+    assert kept["factor"] == pytest.approx((left - 1_500 * per_image) / (3_000 * per_image), rel=0.02)
+    assert kept["factor"] > 1.5 and kept["splits"] == {"mnist": 1_500, "cifar10": 50_000}
+    assert {(p.config.dataset, p.config.subset) for p in sized} == {
+        ("mnist", 1_500),
+        ("cifar10", round(3_000 * kept["factor"], -2)),
+    }
+    assert "mnist 1,500 (all of them)" in lines[-1]
+    again = budget.fit(planned, grid, tmp_path, cached(fake_probe([], {"mnist": 1_500})), lambda line: None)
+    assert [p.config for p in again] == [p.config for p in sized], "a restart sizes them alike, from budget.json"
+
+    every = budget.fit(planned, grid, tmp_path / "all", cached(fake_probe([], {"mnist": 1_100, "cifar10": 3_300})),
+                       lambda line: None)  # fmt: skip
+    assert {(p.config.dataset, p.config.subset) for p in every} == {("mnist", 1_100), ("cifar10", 3_300)}
 
 
 def test_the_estimate_counts_the_ema_models_test_and_flip_tta_s_mirrored_images(tmp_path):

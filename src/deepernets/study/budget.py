@@ -51,26 +51,28 @@ def fit(
                 f"{kept['budget']}: give these a folder of their own (--runs-dir)"
             )
         if kept and seconds(kept["budget"]) == seconds(grid.budget):  # 780s is 13m
-            factor, enough_s = kept["factor"], kept.get("enough_s")
+            factor, enough_s, splits = kept["factor"], kept.get("enough_s"), kept.get("splits", {})
         elif kept and save:
             raise UserError(
                 f"{study_dir} holds a study sized to a budget of {kept['budget']}: run it with that budget, "
                 f"or give a budget of {grid.budget} a folder of its own (--runs-dir)"
             )
         else:
-            factor, enough_s = _measure_factor(planned, grid, probe, log)
+            factor, enough_s, splits = _measure_factor(planned, grid, probe, log)
             if save:
                 kept = {
                     "budget": grid.budget,
                     "plan": plan,  # the runs sized: other runs need a factor of their own
                     "factor": factor,
                     "enough_s": enough_s,
+                    "splits": splits,  # each dataset's training images: no run is sized beyond them
                     "time": time.strftime("%Y-%m-%d"),
                 }
                 atomic.write_json(path, kept)
-    sized = [scaled(run, factor) for run in planned]
+    sized = [scaled(run, factor, splits.get(run.config.dataset)) for run in planned]
     images = sorted({(r.config.dataset, r.config.subset) for r in sized})
-    log(f"budget {grid.budget}: training subsets ×{factor:.2f}: " + ", ".join(f"{d} {n:,}" for d, n in images))
+    described = [f"{d} {n:,}" + (" (all of them)" if n == splits.get(d) else "") for d, n in images]
+    log(f"budget {grid.budget}: training subsets ×{factor:.2f}: " + ", ".join(described))
     short = shortfall(grid.enough_images, images)
     if short and enough_s:
         log(
@@ -82,29 +84,52 @@ def fit(
 
 def _measure_factor(
     planned: list[PlannedRun], grid: Grid, probe: Callable[[RunConfig], Probe], log: Callable[[str], None]
-) -> tuple[float, float]:
-    """The factor that fits the budget, and the seconds a budget needs for the grid's `enough_images` here."""
+) -> tuple[float, float, dict[str, int]]:
+    """The factor that fits the budget, the seconds a budget needs for the grid's `enough_images` here, and each
+    dataset's training images."""
     if any(run.config.subset is None for run in planned):
         raise UserError(f"grid {grid.name}: a budget scales each run's subset, so every run needs one (base: subset)")
     log(f"budget {grid.budget}: probing the speed of each model here")
     started = time.time()
     parts = estimate_parts(planned, grid, probe)
+    splits = {run.config.dataset: probe(run.config).split_images for run in planned}  # the probes are cached
+    # each run's training seconds per image of its planned subset, and the images it can have at most
+    costs = [(train / min(r.config.subset, splits[r.config.dataset]), r.config.subset, splits[r.config.dataset])
+             for r, (train, _) in zip(planned, parts, strict=True)]  # fmt: skip
     # the jobs share the runs (a probe of jobs already counts how they slow each other down)
     jobs = grid.jobs_at_once(len(planned))
     left = seconds(grid.budget) - (time.time() - started) - RUN_OVERHEAD_S * len(planned) / jobs
     left -= sum(other for _, other in parts) / jobs
-    training = sum(train for train, _ in parts) / jobs
-    if left <= 0.05 * training:
-        minutes = math.ceil((training * 0.05 + seconds(grid.budget) - left) / 60)
+
+    def training(factor: float) -> float:
+        return sum(cost * min(subset * factor, split) for cost, subset, split in costs) / jobs
+
+    if left <= 0.05 * training(1.0):
+        minutes = math.ceil((training(1.0) * 0.05 + seconds(grid.budget) - left) / 60)
         raise UserError(
             f"budget {grid.budget} is too short for study {grid.name} here: give it at least {minutes}m "
             "(budget: in the grid, or --budget)"
         )
     enough = max((grid.enough_images.get(r.config.dataset, 0) / r.config.subset for r in planned), default=0.0)
-    return left / training, seconds(grid.budget) + (enough - left / training) * training
+    return _factor_for(left, training, costs), seconds(grid.budget) - left + training(enough), splits
 
 
-def scaled(run: PlannedRun, factor: float) -> PlannedRun:
-    """The run with its subset scaled, in whole hundreds of images and never below one batch."""
+def _factor_for(left: float, training: Callable[[float], float], costs: list[tuple[float, int, int]]) -> float:
+    """The factor whose training takes `left` seconds, where a run given all its dataset's images takes no more:
+    the time a dataset cannot use goes to the runs of the others. Training rises with the factor in straight
+    pieces, one bend at each run's cap, so the factor is found within the piece that holds it."""
+    caps = sorted({split / subset for _, subset, split in costs})
+    below = 0.0
+    for cap in caps:
+        if training(cap) >= left:  # the straight piece from `below` to `cap` holds the factor
+            return below + (left - training(below)) * (cap - below) / (training(cap) - training(below))
+        below = cap
+    return caps[-1]  # every run gets all its images, in less time than the budget
+
+
+def scaled(run: PlannedRun, factor: float, split: int | None = None) -> PlannedRun:
+    """The run with its subset scaled, in whole hundreds of images, never below one batch nor beyond `split`, the
+    training images its dataset has (budget.json files of older versions have none)."""
     subset = max(run.config.batch_size, round(run.config.subset * factor, -2))
+    subset = min(subset, split or subset)
     return PlannedRun(run.name, run.cell, run.config.replace(subset=int(subset)))
