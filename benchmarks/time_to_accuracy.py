@@ -6,10 +6,12 @@ The first epoch at or above the target is also recorded, labelled as such.
 
     python benchmarks/time_to_accuracy.py mnist      # resnet20 to 99.5% in 3 epochs
     python benchmarks/time_to_accuracy.py cifar10    # resnet20 to 91.25% in 50 epochs
+    python benchmarks/time_to_accuracy.py cifar10 --train-args "--low-res 24 --low-res-epochs 30"
 """
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -86,11 +88,12 @@ if __name__ == "__main__":
     parser.add_argument("dataset", choices=sorted(TASKS))
     parser.add_argument("--epochs", type=int, help="override the fixed budget (then the result is not the benchmark's)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--train-args", default="", help="more flags for `deepernets train`, as one string")
     parser.add_argument("--out", type=Path, help="the JSON file (default: results/time_to_accuracy-DATASET-KIND.json)")
     args = parser.parse_args()
     model, target, epochs = TASKS[args.dataset]
     epochs = args.epochs or epochs
-    result = time_to_accuracy(model, args.dataset, target, epochs, args.device)
+    result = time_to_accuracy(model, args.dataset, target, epochs, args.device, tuple(shlex.split(args.train_args)))
     device_kind = "cpu" if "CPU" in result["device"] else "cuda"
     out = args.out or RESULTS / f"time_to_accuracy-{args.dataset}-{device_kind}.json"
     atomic.write_json(out, result)

@@ -430,7 +430,7 @@ def fake_probe(probed: list[str], splits: dict[str, int] | None = None) -> Calla
 
     def probe(config):
         probed.append(config.model)
-        speed = 100.0 if config.model == "resnet20" else 50.0
+        speed = (100.0 if config.model == "resnet20" else 50.0) * (4 if config.image_size == 16 else 1)
         return Probe(images_per_s=speed, split_images=(splits or {}).get(config.dataset, 50_000), test_images=300)
 
     return probe
@@ -521,6 +521,17 @@ def test_the_estimate_counts_the_ema_models_test_and_flip_tta_s_mirrored_images(
     assert other == pytest.approx(2 * (300 + 2 * 50) / 3 / 100)
     assert other_featured == pytest.approx(2 * (3 * 300 + 2 * 2 * 50) / 3 / 100)
     assert train_featured == train
+
+
+def test_the_estimate_times_the_low_res_epochs_at_the_speed_probed_at_their_size(tmp_path):
+    from deepernets.study.estimate import estimate_parts
+
+    grid = budget_grid(tmp_path)
+    plain = study.expand(grid, tmp_path, {})[2:3]  # cifar10, resnet20, 2 epochs of 3,000 images: 100 images/s
+    progressive = [dataclasses.replace(plain[0], config=plain[0].config.replace(low_res=16, low_res_epochs=1))]
+    ((train, _),) = estimate_parts(plain, grid, fake_probe([]))
+    ((train_progressive, _),) = estimate_parts(progressive, grid, fake_probe([]))  # at 16×16: 400 images/s
+    assert (train, train_progressive) == (pytest.approx(2 * 3000 / 100), pytest.approx(3000 / 400 + 3000 / 100))
 
 
 def test_the_estimate_counts_a_range_test_only_where_the_study_folder_lacks_it(tmp_path):

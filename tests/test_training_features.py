@@ -149,6 +149,7 @@ def test_the_features_are_off_by_default_and_name_the_run_when_on():
     assert on.default_name() == (
         "resnet20-cifar10-sgd-lr0.1-onecycle-e3-s0-ema0.999-cutout16-mixup0.2-cutmix1.0-pbn20-ttaflip"
     )
+    assert config.replace(low_res=24, low_res_epochs=2).default_name().endswith("-e3-s0-res24x2")
     assert config.shift is None and config.replace(shift=0).default_name().endswith("-e3-s0-shift0")
     assert config.flip is None and config.replace(flip=False).default_name().endswith("-e3-s0-noflip")
 
@@ -168,3 +169,35 @@ def test_precise_bn_sets_the_statistics_of_the_first_batches_for_the_weights_as_
     assert torch.allclose(norm.running_var, expected_var, atol=1e-5)
     assert norm.momentum == 0.1 and not model.training, "the layer's momentum and the model's mode are restored"
     assert all(torch.equal(v, weights[k]) for k, v in model.named_parameters())
+
+
+def test_low_res_epochs_train_on_smaller_images_and_the_rest_and_every_test_at_full_size(
+    tmp_path, data_dir, monkeypatch
+):
+    trained, tested, recomputed = [], [], []
+    step, evaluation, recompute = fit.train_step, evaluate.evaluate, batch_norm.recompute_statistics
+
+    def record_step(model, optimizer, x, *args):
+        trained.append(tuple(x.shape[-2:]))
+        return step(model, optimizer, x, *args)
+
+    def record_evaluation(model, batches, *args, **kwargs):
+        tested.append(next(iter(batches))[0].shape[-2:])
+        return evaluation(model, batches, *args, **kwargs)
+
+    def record_recompute(model, batches, *args):
+        recomputed.append(next(iter(batches))[0].shape[-2:])
+        return recompute(model, batches, *args)
+
+    monkeypatch.setattr(fit, "train_step", record_step)
+    monkeypatch.setattr(batch_norm, "recompute_statistics", record_recompute)
+    monkeypatch.setattr(evaluate, "evaluate", record_evaluation)
+    config = RunConfig(dataset="mnist", data_dir=str(data_dir), subset=128, test_subset=64, batch_size=32,
+                       epochs=3, image_size=20, low_res=12, low_res_epochs=2, precise_bn=2, device="cpu",
+                       runs_dir=str(tmp_path), name="progressive")  # fmt: skip
+    summary = fit.train(config, log=lambda _: None)
+
+    assert trained == [(12, 12)] * 8 + [(20, 20)] * 4, "4 steps an epoch: 2 epochs at --low-res, then full size"
+    assert tested == recomputed == [(20, 20)] * 3, "each epoch's test, and the statistics it is tested with"
+    assert summary["status"] == "finished"
+    assert "low_res: 12" in (tmp_path / "progressive/config.yaml").read_text()

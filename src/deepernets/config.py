@@ -88,6 +88,11 @@ class RunConfig:
         None, "mirror half the training images left-right (default: yes for CIFAR-like data and image folders of "
         "16 pixels and more; no for digits, which a mirror changes: --no-flip for your own digits or text)",
     )  # fmt: skip
+    low_res: int = setting(
+        0, "progressive resizing: train the first --low-res-epochs epochs on images resized to PIXELS, the rest at "
+        "--image-size (fewer FLOPs early, full detail at the end; 0: off)", minimum=0, metavar="PIXELS",
+    )  # fmt: skip
+    low_res_epochs: int = setting(0, "how many of the first epochs train at --low-res pixels", minimum=0)
     cutout: int = setting(0, "zero a SIZE×SIZE square of each training image (0: off)", minimum=0, metavar="SIZE")
     mixup: float = setting(
         0.0, "mix training images and labels, Beta(ALPHA, ALPHA) (0: off)", minimum=0, metavar="ALPHA"
@@ -133,6 +138,7 @@ class RunConfig:
         settings.check(self)
         if self.model.startswith("vgg") and self.image_size < 32:
             raise UserError(f"--image-size {self.image_size} is too small for {self.model}: use at least 32")
+        self._check_low_res()
         if self.warmup_epochs >= self.epochs:
             raise UserError(f"--warmup-epochs must be below --epochs ({self.epochs}), got {self.warmup_epochs}")
         if self.warmup_epochs and self.schedule == "onecycle":
@@ -149,6 +155,27 @@ class RunConfig:
                             "repository)")  # fmt: skip
         return self
 
+    def _check_low_res(self) -> None:
+        if bool(self.low_res) != bool(self.low_res_epochs):
+            raise UserError("--low-res and --low-res-epochs go together: give both, or neither")
+        if not self.low_res:
+            return
+        if not 8 <= self.low_res < self.image_size:
+            raise UserError(f"--low-res must be from 8 pixels to below --image-size {self.image_size}, got "
+                            f"{self.low_res}")  # fmt: skip
+        if self.model.startswith("vgg") and self.low_res < 32:
+            raise UserError(f"--low-res {self.low_res} is too small for {self.model}: use at least 32")
+        if self.low_res_epochs >= self.epochs:
+            raise UserError(f"--low-res-epochs must be below --epochs ({self.epochs}), so that the last epochs train "
+                            f"at --image-size, got {self.low_res_epochs}")  # fmt: skip
+        if self.cutout > self.low_res:
+            raise UserError(f"--cutout must be a square's side from 0 (off) to --low-res {self.low_res}, got "
+                            f"{self.cutout}")  # fmt: skip
+
+    def train_size(self, epoch: int) -> int:
+        """The pixels of the training images in `epoch` (from 0): --low-res for the first --low-res-epochs."""
+        return self.low_res if epoch < self.low_res_epochs else self.image_size
+
     def default_name(self) -> str:
         dataset = dataset_slug(self.dataset)
         name = f"{self.model}-{dataset}-{self.optimizer}-lr{self.lr}-{self.schedule}-e{self.epochs}-s{self.seed}"
@@ -157,6 +184,7 @@ class RunConfig:
             "ema": self.ema, "cutout": self.cutout, "mixup": self.mixup, "cutmix": self.cutmix, "pbn": self.precise_bn
         }  # fmt: skip
         name += "".join(f"-{key}{value}" for key, value in extras.items() if value)
+        name += f"-res{self.low_res}x{self.low_res_epochs}" if self.low_res else ""
         name += "" if self.shift is None else f"-shift{self.shift}"  # 0 is a choice too: no shift at all
         name += "" if self.flip is None else ("-flip" if self.flip else "-noflip")
         return name + ("" if self.tta == "none" else f"-tta{self.tta}")

@@ -18,19 +18,26 @@ ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTI
 
 
 def cpu_info() -> dict[str, Any]:
-    """The CPU's model name and ISA flags (Linux /proc/cpuinfo), and any limits set on the kernels."""
-    model, flags = platform.processor() or platform.machine(), set()
+    """The CPU's model name, family and model numbers and ISA flags (Linux /proc/cpuinfo), and any limits set on
+    the kernels. The numbers tell CPUs apart that a VM names alike ("AMD EPYC": family 25 model 1 is a Zen 3,
+    model 17 a Zen 4)."""
+    model, flags, numbers = platform.processor() or platform.machine(), set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name":
+            key = key.strip()
+            if key == "model name":
                 model = value.strip()
-            elif key.strip() == "flags":
+            elif key in ("cpu family", "model") and key not in numbers:
+                numbers[key] = value.strip()
+            elif key == "flags":
                 flags = set(value.split())
     except OSError:
         pass
     return {
         "model": model,
+        "family": numbers.get("cpu family"),
+        "model_number": numbers.get("model"),
         "isa_flags": [f for f in ISA_FLAGS if f in flags],
         "native_bf16": cpu_supports_bf16(),
         "kernel_limits": {name: os.environ[name] for name in ISA_LIMITS if name in os.environ},

@@ -80,8 +80,10 @@ class Batches:
         if (self.mixup or self.cutmix) and num_classes < 2:
             raise ValueError("mixup and CutMix need num_classes for their soft labels")
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, size: int | None = None) -> None:
+        """The epoch whose order and augmentation the batches draw next, and the pixels they are resized to."""
         self.epoch = epoch
+        self.size = size or self.size
 
     def order(self) -> torch.Tensor:
         """This rank's sample indices for the current epoch (training: shuffled, whole batches only)."""

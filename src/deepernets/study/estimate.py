@@ -62,7 +62,8 @@ def estimate_parts(
     probe: Callable[[RunConfig], Probe],
     range_tests_done: Collection[str] = (),
 ) -> list[tuple[float, float]]:
-    """Each run's seconds here in two parts: training (epochs × training images at the probed speed), and the rest.
+    """Each run's seconds here in two parts: training (epochs × training images at the probed speed, the `low_res`
+    epochs at the speed probed at that size), and the rest.
 
     The rest is evaluation and the batch-norm statistics recomputed before it (`precise_bn`), both counted at three
     times the training speed (forward only) and twice with `ema` (the averaged model is tested too, after its own
@@ -83,7 +84,11 @@ def estimate_parts(
         if c.lr == "auto" and lr_finder_key(c) not in finders:
             finders.add(lr_finder_key(c))
             other += grid.lr_finder_steps * c.batch_size / p.images_per_s
-        parts.append((c.epochs * train_images / p.images_per_s, other))
+        training = (c.epochs - c.low_res_epochs) * train_images / p.images_per_s
+        if c.low_res:  # the first epochs train on smaller images, at a speed of their own
+            low = probe(c.replace(image_size=c.low_res, low_res=0, low_res_epochs=0))
+            training += c.low_res_epochs * train_images / low.images_per_s
+        parts.append((training, other))
     return parts
 
 

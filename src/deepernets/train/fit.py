@@ -120,7 +120,7 @@ def _train(
     status, last_eval = "finished", None
     for epoch in range(len(history), config.epochs):
         torch.manual_seed(epoch_seed(config.seed, epoch, DROPOUT_STREAM + world.rank))  # dropout: one stream per rank
-        train_batches.set_epoch(epoch)
+        train_batches.set_epoch(epoch, size=config.train_size(epoch))
         started = time.perf_counter()
         stats = train_epoch(
             forward, opt.optimizer, opt.schedule, train_batches, precision, opt.scaler, config, epoch, world, opt.ema
@@ -176,7 +176,8 @@ def statistics_for_evaluation(
 ) -> None:
     """Set the batch-norm statistics that every rank evaluates the model with: recomputed for its weights first
     (--precise-bn), then rank 0's on every rank."""
-    if config.precise_bn:
+    if config.precise_bn:  # at the size the model is tested at, also after an epoch at --low-res
+        batches.set_epoch(batches.epoch, size=config.image_size)
         batch_norm.recompute_statistics(model, batches, config.precise_bn, precision)
     distributed.sync_buffers(model, world)
 
