@@ -55,6 +55,19 @@ def throughput_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def variant(settings: dict) -> str:
+    """The flags a run had beyond its preset, as " (`--low-res 24 ...`)"; nothing for the preset alone."""
+    extra = settings.get("extra_args") or []
+    return f" (`{' '.join(extra)}`)" if extra else ""
+
+
+def cpu_numbers(result: dict) -> str:
+    """ ", family 25 model 17": what tells apart CPUs that a VM names alike (JSON of older versions lacks it)."""
+    cpu = result.get("versions", {}).get("cpu", {})
+    on_cpu = result["device"].startswith("CPU")  # a GPU's row names the GPU, not the host's CPU
+    return f", family {cpu['family']} model {cpu['model_number']}" if on_cpu and cpu.get("family") else ""
+
+
 def time_to_accuracy_table(results: list[dict]) -> str:
     lines = [
         "| task | device | epochs (fixed) | final test acc | target | reached | wall time "
@@ -64,7 +77,8 @@ def time_to_accuracy_table(results: list[dict]) -> str:
     for r in results:
         s = r["settings"]
         lines.append(
-            f"| {s['model']} on {s['dataset']} | {r['device']} | {s['epochs']} | {r['final_test_acc']:.2f}% "
+            f"| {s['model']} on {s['dataset']}{variant(s)} | {r['device']}{cpu_numbers(r)} | {s['epochs']} "
+            f"| {r['final_test_acc']:.2f}% "
             f"| {s['target']}% "
             f"| {'yes' if r['reached'] else 'no'} | {r['wall_time_s'] / 60:.1f} min "
             f"| {r['first_epoch_at_target (not used to stop)'] or '—'} |"

@@ -91,6 +91,8 @@ if __name__ == "__main__":
     parser.add_argument("--train-args", default="", help="more flags for `deepernets train`, as one string")
     parser.add_argument("--out", type=Path, help="the JSON file (default: results/time_to_accuracy-DATASET-KIND.json)")
     args = parser.parse_args()
+    if args.train_args and not args.out:  # the default file holds the preset's own result
+        parser.error("--train-args needs --out FILE")
     model, target, epochs = TASKS[args.dataset]
     epochs = args.epochs or epochs
     result = time_to_accuracy(model, args.dataset, target, epochs, args.device, tuple(shlex.split(args.train_args)))

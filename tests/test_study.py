@@ -430,8 +430,9 @@ def fake_probe(probed: list[str], splits: dict[str, int] | None = None) -> Calla
 
     def probe(config):
         probed.append(config.model)
-        speed = (100.0 if config.model == "resnet20" else 50.0) * (4 if config.image_size == 16 else 1)
-        return Probe(images_per_s=speed, split_images=(splits or {}).get(config.dataset, 50_000), test_images=300)
+        speed = 100.0 if config.model == "resnet20" else 50.0
+        split = (splits or {}).get(config.dataset, 50_000)
+        return Probe(speed, split, test_images=300, low_res_images_per_s=4 * speed if config.low_res else None)
 
     return probe
 
@@ -503,9 +504,16 @@ def test_a_budget_gives_no_run_more_images_than_its_dataset_has_and_the_time_lef
     again = budget.fit(planned, grid, tmp_path, cached(fake_probe([], {"mnist": 1_500})), lambda line: None)
     assert [p.config for p in again] == [p.config for p in sized], "a restart sizes them alike, from budget.json"
 
-    every = budget.fit(planned, grid, tmp_path / "all", cached(fake_probe([], {"mnist": 1_100, "cifar10": 3_300})),
-                       lambda line: None)  # fmt: skip
-    assert {(p.config.dataset, p.config.subset) for p in every} == {("mnist", 1_100), ("cifar10", 3_300)}
+    splits = {"mnist": 1_100, "cifar10": 3_600}  # all of them take less than the budget: ×1.2 gives cifar10 its all
+    every = budget.fit(planned, grid, tmp_path / "all", cached(fake_probe([], splits)), lambda line: None)
+    assert {(p.config.dataset, p.config.subset) for p in every} == {("mnist", 1_100), ("cifar10", 3_600)}
+    assert json.loads((tmp_path / "all/budget.json").read_text())["factor"] == pytest.approx(1.2)
+
+    older = {k: v for k, v in kept.items() if k != "splits"}  # a budget.json of an earlier version: no caps
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older/budget.json").write_text(json.dumps(older))
+    resumed = budget.fit(planned, grid, tmp_path / "older", cached(fake_probe([], {"mnist": 1_500})), len)
+    assert ("mnist", round(1_000 * kept["factor"], -2)) in {(p.config.dataset, p.config.subset) for p in resumed}
 
 
 def test_the_estimate_counts_the_ema_models_test_and_flip_tta_s_mirrored_images(tmp_path):
@@ -530,8 +538,26 @@ def test_the_estimate_times_the_low_res_epochs_at_the_speed_probed_at_their_size
     plain = study.expand(grid, tmp_path, {})[2:3]  # cifar10, resnet20, 2 epochs of 3,000 images: 100 images/s
     progressive = [dataclasses.replace(plain[0], config=plain[0].config.replace(low_res=16, low_res_epochs=1))]
     ((train, _),) = estimate_parts(plain, grid, fake_probe([]))
-    ((train_progressive, _),) = estimate_parts(progressive, grid, fake_probe([]))  # at 16×16: 400 images/s
+    ((train_progressive, _),) = estimate_parts(progressive, grid, fake_probe([]))  # at --low-res: 400 images/s
     assert (train, train_progressive) == (pytest.approx(2 * 3000 / 100), pytest.approx(3000 / 400 + 3000 / 100))
+
+
+def test_the_probe_times_low_res_steps_through_the_model_that_training_builds(data_dir, monkeypatch):
+    from deepernets.study.probe import probe
+    from deepernets.train import speed
+
+    timed = []  # the model and the size of the batches of each timing
+
+    def record(parts, config, precision, steps, warmup):
+        timed.append((parts.model, next(iter(parts.train_batches))[0].shape[-1]))
+        return 100.0 * len(timed)
+
+    monkeypatch.setattr(speed, "measure_speed", record)
+    config = RunConfig(dataset="mnist", data_dir=str(data_dir), subset=128, test_subset=64, batch_size=32, epochs=2,
+                       image_size=20, low_res=12, low_res_epochs=1, device="cpu")  # fmt: skip
+    result = probe(config.validate())
+    assert [size for _, size in timed] == [20, 12] and timed[0][0] is timed[1][0], "one model, built for 20×20"
+    assert (result.images_per_s, result.low_res_images_per_s) == (100.0, 200.0)
 
 
 def test_the_estimate_counts_a_range_test_only_where_the_study_folder_lacks_it(tmp_path):

@@ -12,6 +12,7 @@ from torch import nn
 from deepernets.config import RunConfig
 from deepernets.data import Batches
 from deepernets.errors import UserError
+from deepernets.run.folder import RunDir
 from deepernets.train import batch_norm, evaluate, fit
 from deepernets.train.device import resolve_precision
 from deepernets.train.distributed import World
@@ -201,3 +202,5 @@ def test_low_res_epochs_train_on_smaller_images_and_the_rest_and_every_test_at_f
     assert tested == recomputed == [(20, 20)] * 3, "each epoch's test, and the statistics it is tested with"
     assert summary["status"] == "finished"
     assert "low_res: 12" in (tmp_path / "progressive/config.yaml").read_text()
+    full_size = RunDir(tmp_path / "progressive").read_metrics()[-1]
+    assert summary["train_images_per_s"] == round(float(full_size["train_images_per_s"]), 1), "the speed at full size"

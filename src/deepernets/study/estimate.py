@@ -86,8 +86,7 @@ def estimate_parts(
             other += grid.lr_finder_steps * c.batch_size / p.images_per_s
         training = (c.epochs - c.low_res_epochs) * train_images / p.images_per_s
         if c.low_res:  # the first epochs train on smaller images, at a speed of their own
-            low = probe(c.replace(image_size=c.low_res, low_res=0, low_res_epochs=0))
-            training += c.low_res_epochs * train_images / low.images_per_s
+            training += c.low_res_epochs * train_images / p.low_res_images_per_s
         parts.append((training, other))
     return parts
 

@@ -22,6 +22,7 @@ class Probe:
     images_per_s: float  # training speed measured over a few real steps
     split_images: int  # the whole training split: a larger subset is all of it
     test_images: int
+    low_res_images_per_s: float | None = None  # the same at `low_res` pixels, where the run has any
 
 
 def probe(config: RunConfig, ready: Callable[[], object] = lambda: None) -> Probe:
@@ -35,7 +36,11 @@ def probe(config: RunConfig, ready: Callable[[], object] = lambda: None) -> Prob
     # 4 warm-up steps: the first ones of a process run slow (measured: 341 against 450 img/s after 2 only). 30 timed
     # steps, not 10: with 10, the main job's probe misjudged a 12-minute study by +9% and -12% on one AMD EPYC
     speed = measure_speed(parts, fixed, precision, steps=30, warmup=4)
-    return Probe(speed, len(parts.dataset.train_labels), parts.test_count)
+    low_res_speed = None
+    if config.low_res:  # the first epochs' smaller batches, through the model as training builds it (for full size)
+        parts.train_batches.set_epoch(0, size=config.low_res)
+        low_res_speed = measure_speed(parts, fixed, precision, steps=30, warmup=4)
+    return Probe(speed, len(parts.dataset.train_labels), parts.test_count, low_res_speed)
 
 
 def cached(probe: Callable[[RunConfig], Probe]) -> Callable[[RunConfig], Probe]:
@@ -43,7 +48,8 @@ def cached(probe: Callable[[RunConfig], Probe]) -> Callable[[RunConfig], Probe]:
     probes: dict[tuple, Probe] = {}
 
     def probe_once(c: RunConfig) -> Probe:
-        key = (c.model, c.dataset, c.image_size, c.test_subset, c.batch_size, c.precision, str(c.model_options))
+        key = (c.model, c.dataset, c.image_size, c.low_res, c.test_subset, c.batch_size, c.precision,
+               str(c.model_options))  # fmt: skip
         if key not in probes:
             probes[key] = probe(c)
         return probes[key]
@@ -97,7 +103,8 @@ def probing(jobs: int) -> Iterator[Callable[[RunConfig], Probe]]:
                 raise error
             probes = [f.result() for f in futures]
             speed = statistics.mean(p.images_per_s for p in probes)
-            return Probe(speed, probes[0].split_images, probes[0].test_images)
+            low_res_speed = statistics.mean(p.low_res_images_per_s for p in probes) if config.low_res else None
+            return Probe(speed, probes[0].split_images, probes[0].test_images, low_res_speed)
 
         yield cached(probe_together)
 

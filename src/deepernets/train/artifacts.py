@@ -92,9 +92,7 @@ def summarize(config: RunConfig, history: list[dict[str, Any]], status: str, inf
         "best_epoch_test_acc": {"acc": best["val_acc"], "epoch": best["epoch"]} if best else None,
         **side_results(config, last if status == "finished" else None),
         "wall_time_s": round(train_time, 2),
-        "train_images_per_s": round(sorted(r["train_images_per_s"] for r in history)[len(history) // 2], 1)
-        if history
-        else None,
+        "train_images_per_s": median_speed(history[config.low_res_epochs :] or history),  # at --image-size
         **info,
         "versions": software_versions(),
     }
@@ -184,3 +182,8 @@ def write_plots(run: RunDir, history: list[dict[str, Any]], steps_per_epoch: int
         plots.training_curves(history, run.plots / "curves.png", run.name)
     lrs = lr_per_step(config, steps_per_epoch, history)
     plots.lr_schedule(lrs, steps_per_epoch, run.plots / "lr_schedule.png", f"LR schedule: {config.schedule}")
+
+
+def median_speed(history: list[dict[str, Any]]) -> float | None:
+    """The median epoch's training images/s."""
+    return round(sorted(r["train_images_per_s"] for r in history)[len(history) // 2], 1) if history else None
