@@ -82,7 +82,8 @@ def test_a_model_trained_on_an_image_folder_is_evaluated_and_used_from_anywhere(
     with (run / "confidently_wrong.csv").open() as f:
         mistakes = csv.DictReader(f)
         assert "file" in mistakes.fieldnames
-        for mistake in mistakes:  # each wrong image by its file, under its true class
+        wrong = list(mistakes)
+        for mistake in wrong:  # each wrong image by its file, under its true class
             assert (tmp_path / "digits" / mistake["file"]).parent.name == mistake["true"], mistake
 
     elsewhere = tmp_path / "elsewhere"
@@ -90,10 +91,14 @@ def test_a_model_trained_on_an_image_folder_is_evaluated_and_used_from_anywhere(
     evaluated = run_cli("evaluate", str(run), cwd=elsewhere)
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"test accuracy {summary['final_test_acc']:.2f}% on 400 images" in evaluated.stdout
-    seven = next((tmp_path / "digits" / "test" / "seven").glob("[0-9]*.png"))
-    predicted = run_cli("predict", str(run), str(seven), cwd=elsewhere)
+    # sevens the test found right: at 95% or more, the 16 most confidently wrong images are nearly all the wrong ones
+    # (the first seven on disk was one of them on an AMD EPYC Zen 4 in bf16)
+    listed = {tmp_path / "digits" / mistake["file"] for mistake in wrong}
+    sevens = [p for p in sorted((tmp_path / "digits" / "test" / "seven").glob("[0-9]*.png")) if p not in listed][:5]
+    predicted = run_cli("predict", str(run), *map(str, sevens), cwd=elsewhere)
     assert predicted.returncode == 0, predicted.stderr
-    assert predicted.stdout.split(": ")[1].startswith("seven "), predicted.stdout
+    lines = predicted.stdout.splitlines()
+    assert len(lines) == 5 and all(line.split(": ")[1].startswith("seven ") for line in lines), predicted.stdout
 
 
 def test_config_yaml_reproduces_the_run(tmp_path, data_dir):
