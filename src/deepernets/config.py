@@ -136,17 +136,18 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         """Raise UserError for the first invalid setting; return self so calls can chain."""
         settings.check(self)
-        if self.model.startswith("vgg") and self.image_size < 32:
-            raise UserError(f"--image-size {self.image_size} is too small for {self.model}: use at least 32")
         self._check_low_res()
+        # the smallest images the run trains on, and the flag that sets them
+        flag, smallest = ("--low-res", self.low_res) if self.low_res else ("--image-size", self.image_size)
+        if self.model.startswith("vgg") and smallest < 32:
+            raise UserError(f"{flag} {smallest} is too small for {self.model}: use at least 32")
         if self.warmup_epochs >= self.epochs:
             raise UserError(f"--warmup-epochs must be below --epochs ({self.epochs}), got {self.warmup_epochs}")
         if self.warmup_epochs and self.schedule == "onecycle":
             raise UserError("--warmup-epochs: onecycle rises to its peak by itself; leave it out or choose another "
                             "--schedule")  # fmt: skip
-        if self.cutout > self.image_size:
-            raise UserError(f"--cutout must be a square's side from 0 (off) to --image-size {self.image_size}, "
-                            f"got {self.cutout}")  # fmt: skip
+        if self.cutout > smallest:
+            raise UserError(f"--cutout must be a square's side from 0 (off) to {flag} {smallest}, got {self.cutout}")
         if self.name is not None and (self.name in (".", "..") or any(sep in self.name for sep in SEPARATORS)):
             raise UserError(f"--name must be a folder name, without {' or '.join(SEPARATORS)} and not . or .., got "
                             f"{self.name!r}")  # fmt: skip
@@ -163,14 +164,9 @@ class RunConfig:
         if not 8 <= self.low_res < self.image_size:
             raise UserError(f"--low-res must be from 8 pixels to below --image-size {self.image_size}, got "
                             f"{self.low_res}")  # fmt: skip
-        if self.model.startswith("vgg") and self.low_res < 32:
-            raise UserError(f"--low-res {self.low_res} is too small for {self.model}: use at least 32")
         if self.low_res_epochs >= self.epochs:
             raise UserError(f"--low-res-epochs must be below --epochs ({self.epochs}), so that the last epochs train "
                             f"at --image-size, got {self.low_res_epochs}")  # fmt: skip
-        if self.cutout > self.low_res:
-            raise UserError(f"--cutout must be a square's side from 0 (off) to --low-res {self.low_res}, got "
-                            f"{self.cutout}")  # fmt: skip
 
     def train_size(self, epoch: int) -> int:
         """The pixels of the training images in `epoch` (from 0): --low-res for the first --low-res-epochs."""
